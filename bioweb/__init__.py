@@ -1,0 +1,86 @@
+"""bioweb: device registry and OAuth 2.0 authorization server of a biometrics cloud."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, jsonify
+from sqlalchemy import text
+
+from . import config as config_module
+from .errors import json_error, register_error_handlers
+from .extensions import csrf, db, limiter, login_manager, migrate
+from .security import install_log_redaction, load_user
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the app: config -> extensions -> oauth -> errors -> blueprints -> cli."""
+    app = Flask(
+        __name__,
+        instance_relative_config=True,
+        template_folder="../templates",
+        static_folder="../static",
+    )
+    app.config.from_mapping(config_module.load(app.instance_path))
+    if config:
+        app.config.update(config)
+        if "SQLALCHEMY_DATABASE_URI" in config:
+            app.config["SQLALCHEMY_DATABASE_URI"] = config_module.normalize_database_url(
+                config["SQLALCHEMY_DATABASE_URI"]
+            )
+    register_extensions(app)
+    register_oauth(app)
+    register_error_handlers(app)
+    register_blueprints(app)
+    register_cli(app)
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    install_log_redaction()
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        app.config.setdefault(
+            "SQLALCHEMY_ENGINE_OPTIONS",
+            {"pool_pre_ping": True, "pool_size": app.config["SQLALCHEMY_POOL_SIZE"]},
+        )
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(MIGRATIONS), render_as_batch=True)
+    login_manager.init_app(app)
+    login_manager.user_loader(load_user)
+    login_manager.login_view = "auth.login"
+    csrf.init_app(app)
+    limiter.init_app(app)
+
+
+def register_oauth(app: Flask) -> None:
+    from . import oauth
+
+    oauth.init_app(app)
+
+
+def register_blueprints(app: Flask) -> None:
+    from .api import bp as api_bp
+
+    csrf.exempt(api_bp)  # bearer tokens, no cookies: CSRF does not apply
+    app.register_blueprint(api_bp)
+
+    @app.get("/healthz")
+    def healthz():
+        try:
+            db.session.execute(text("SELECT 1"))
+        except Exception as exc:  # any failure to reach the database is "not healthy"
+            db.session.rollback()
+            logging.getLogger(__name__).warning("health check failed: %s", type(exc).__name__)
+            return json_error(503, "temporarily_unavailable", "The database is not answering.")
+        return jsonify(status="ok")
+
+
+def register_cli(app: Flask) -> None:
+    from .cli import tokens_cli, users_cli
+
+    app.cli.add_command(users_cli)
+    app.cli.add_command(tokens_cli)

@@ -1,0 +1,90 @@
+"""Device endpoints of the published documentation (device-endpoints.md)."""
+
+from __future__ import annotations
+
+from flask import jsonify
+
+from ..errors import NotFound
+from ..forms import DeviceForm, DeviceRefForm, ListDevicesForm
+from ..oauth import current_user_and_device, require_oauth
+from ..services import devices
+from ..services.tokens import DEVICE_SCOPE
+from . import bind_args, bind_json, bp, serializers
+
+
+def _credentials_response(creds: devices.Credentials):
+    response = jsonify(serializers.credentials(creds))
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return response
+
+
+def _no_content():
+    return "", 204
+
+
+@bp.post("/devices")
+@require_oauth("devices:write")
+def create_device():
+    form = bind_json(DeviceForm)
+    actor, _ = current_user_and_device()
+    creds = devices.create_device(
+        actor, form.manufacturer.data, form.device_code.data, bool(form.is_test_mode.data)
+    )
+    return _credentials_response(creds)
+
+
+@bp.get("/devices")
+@require_oauth("devices:read")
+def list_devices():
+    args = bind_args(ListDevicesForm)
+    actor, _ = current_user_and_device()
+    page = devices.list_devices(
+        actor,
+        offset=args.offset.data,
+        limit=args.limit.data,
+        sort_order=args.sort_order.data,
+        sort_field=args.sort_field.data,
+    )
+    return jsonify(
+        next_id=page.next_id,
+        count=page.count,
+        results=[serializers.device_summary(d) for d in page.results],
+    )
+
+
+@bp.get("/device/<int:device_id>")
+@bp.get("/devices/<int:device_id>")
+@require_oauth(["devices:read", DEVICE_SCOPE])
+def get_device(device_id: int):
+    actor, own_device_id = current_user_and_device()
+    if own_device_id is not None and own_device_id != device_id:
+        # A device token reads its own record only; any other id looks like a missing one.
+        raise NotFound(f"You have no device with id {device_id}.")
+    return jsonify(serializers.device_detail(devices.get_device(actor, device_id)))
+
+
+@bp.delete("/device/<int:device_id>")
+@bp.delete("/devices/<int:device_id>")
+@require_oauth("devices:write")
+def disable_device(device_id: int):
+    actor, _ = current_user_and_device()
+    devices.disable_device(actor, device_id)
+    return _no_content()
+
+
+@bp.delete("/data-submission/device-authorize")
+@require_oauth("devices:write")
+def disable_device_by_query():
+    device_id = bind_args(DeviceRefForm).device_id.data
+    actor, _ = current_user_and_device()
+    devices.disable_device(actor, device_id)
+    return _no_content()
+
+
+@bp.post("/data-submission/device-authorize")
+@require_oauth("devices:write")
+def authorize_device():
+    device_id = bind_json(DeviceRefForm).device_id.data
+    actor, _ = current_user_and_device()
+    return _credentials_response(devices.authorize_device(actor, device_id))

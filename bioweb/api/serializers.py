@@ -1,0 +1,65 @@
+"""Model -> JSON-ready dict. Times are RFC 3339 with a UTC offset."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from flask import current_app
+
+from ..models import Device
+from ..services.devices import Credentials
+
+
+def rfc3339(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def device_summary(device: Device) -> dict[str, Any]:
+    """One entry of the device list."""
+    return {
+        "id": device.id,
+        "uuid": device.uuid,
+        "manufacturer": device.manufacturer,
+        "code": device.code,
+        "product_name": device.product_name,
+        "is_test_mode": device.is_test_mode,
+        "state": device.state,
+        "created_time": rfc3339(device.created_time),
+        "modified_time": rfc3339(device.modified_time),
+        "last_active_time": rfc3339(device.last_active_time),
+    }
+
+
+def device_detail(device: Device) -> dict[str, Any]:
+    """The retrieve response of the published document, plus product_name and is_test_mode."""
+    return {
+        "id": device.id,
+        "uuid": device.uuid,
+        "tenant_id": device.tenant_id,
+        "manufacturer": device.manufacturer,
+        "code": device.code,
+        "product_name": device.product_name,
+        "is_test_mode": device.is_test_mode,
+        "state": device.state,
+        "user_id": device.user_id,
+        "client_id": device.client_id,
+        "created_time": rfc3339(device.created_time),
+        "modified_time": rfc3339(device.modified_time),
+        "last_active_time": rfc3339(device.last_active_time),
+    }
+
+
+def redirect_url() -> str:
+    return current_app.config["BIOWEB_BASE_URL"] + "/appauth/code"
+
+
+def credentials(creds: Credentials) -> dict[str, Any]:
+    """The create / re-authorize response: the one time the client secret is shown."""
+    return {
+        "id": creds.device.id,
+        "uuid": creds.device.uuid,
+        "oauth2_client_id": creds.device.client_id,
+        "oauth2_client_secret": creds.client_secret,
+        "oauth2_redirect_url": redirect_url(),
+    }

@@ -1,0 +1,149 @@
+"""The data: tenants, users, their devices and every kind of bearer token."""
+
+from __future__ import annotations
+
+import enum
+import uuid as uuid_mod
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .extensions import db
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(sa.TypeDecorator):
+    """Timezone-aware UTC datetimes on every backend (SQLite keeps them naive on disk)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class DeviceState(enum.IntEnum):
+    ACTIVE = 1
+    DISABLED = 2
+
+
+class TokenKind(enum.StrEnum):
+    PERSONAL = "pat"  # a user's personal access token (scripts, curl)
+    ACCESS = "access"  # a device's access token from /token
+    REFRESH = "refresh"  # a device's refresh token from /token
+
+
+class Tenant(db.Model):
+    __tablename__ = "tenants"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(120), unique=True)
+    created_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class User(db.Model):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(sa.ForeignKey("tenants.id"), index=True)
+    email: Mapped[str] = mapped_column(sa.String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(sa.String(255))
+    first_name: Mapped[str] = mapped_column(sa.String(100), default="")
+    last_name: Mapped[str] = mapped_column(sa.String(100), default="")
+    # Bumped when the password changes: sessions carry it, so older sessions stop working.
+    session_version: Mapped[int] = mapped_column(default=1)
+    # Kept beside the devices so `count` on a list of a million devices is one row read.
+    device_count: Mapped[int] = mapped_column(default=0)
+    created_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    tenant: Mapped[Tenant] = relationship()
+
+    # Flask-Login's user protocol.
+    is_authenticated = True
+    is_active = True
+    is_anonymous = False
+
+    def get_id(self) -> str:
+        return f"{self.id}:{self.session_version}"
+
+
+class Device(db.Model):
+    __tablename__ = "devices"
+    __table_args__ = (
+        # One index per sort field of the list, each ending in id: keyset pages at any depth.
+        sa.Index("ix_devices_user_id_id", "user_id", "id"),
+        sa.Index("ix_devices_user_created", "user_id", "created_time", "id"),
+        sa.Index("ix_devices_user_modified", "user_id", "modified_time", "id"),
+        sa.Index("ix_devices_user_last_active", "user_id", "last_active_time", "id"),
+        sa.Index("ix_devices_user_manufacturer", "user_id", "manufacturer", "id"),
+        sa.Index("ix_devices_user_code", "user_id", "code", "id"),
+        sa.Index("ix_devices_user_state", "user_id", "state", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uuid: Mapped[str] = mapped_column(
+        sa.String(36), unique=True, default=lambda: str(uuid_mod.uuid4())
+    )
+    tenant_id: Mapped[int] = mapped_column(sa.ForeignKey("tenants.id"))
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
+    manufacturer: Mapped[str] = mapped_column(sa.String(40))
+    code: Mapped[str] = mapped_column(sa.String(40))
+    product_name: Mapped[str] = mapped_column(sa.String(120))
+    is_test_mode: Mapped[bool] = mapped_column(default=False)
+    state: Mapped[int] = mapped_column(sa.SmallInteger, default=DeviceState.ACTIVE)
+    client_id: Mapped[str] = mapped_column(sa.String(32), unique=True)
+    client_secret_digest: Mapped[str] = mapped_column(sa.String(64))
+    created_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    modified_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_active_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    user: Mapped[User] = relationship()
+
+    @property
+    def is_active(self) -> bool:
+        return self.state == DeviceState.ACTIVE
+
+
+class Token(db.Model):
+    """A bearer credential of any kind. Only the SHA-256 digest of the token is stored."""
+
+    __tablename__ = "tokens"
+    __table_args__ = (sa.Index("ix_tokens_user_kind", "user_id", "kind", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(8))
+    digest: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(100), default="")
+    scope: Mapped[str] = mapped_column(sa.String(255))
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
+    device_id: Mapped[int | None] = mapped_column(sa.ForeignKey("devices.id"), index=True)
+    # Every access and refresh token descending from one client-credentials grant shares a
+    # family; reuse of a rotated refresh token revokes the whole family.
+    family: Mapped[str | None] = mapped_column(sa.String(32), index=True)
+    created_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_time: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    revoked_time: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    last_used_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    user: Mapped[User] = relationship()
+    device: Mapped[Device | None] = relationship()
+
+    def is_expired(self, now: datetime | None = None) -> bool:
+        return self.expires_time is not None and self.expires_time <= (now or utcnow())
+
+    def is_revoked(self) -> bool:
+        return self.revoked_time is not None

@@ -1,0 +1,102 @@
+"""Passwords, high-entropy secrets and their digests, and the log filter that hides them."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+
+from werkzeug.security import check_password_hash, generate_password_hash
+
+# Prefixes make a leaked credential easy to recognise and to scan for.
+PAT_PREFIX = "bcp_"
+ACCESS_PREFIX = "bcd_"
+REFRESH_PREFIX = "bcr_"
+SECRET_PREFIX = "bcs_"
+
+_SECRET_BYTES = 32  # 256 bits of entropy in every token and client secret
+
+# A digest that matches no secret: compared against when a client is unknown, so an
+# unknown client costs the same as a wrong secret (no timing oracle).
+DUMMY_DIGEST = hashlib.sha256(b"bioweb: no such client").hexdigest()
+
+
+def hash_password(password: str) -> str:
+    """A salted scrypt hash (passwords are low-entropy, so they get a slow hash)."""
+    return generate_password_hash(password, method="scrypt")
+
+
+def check_password(password_hash: str, password: str) -> bool:
+    return check_password_hash(password_hash, password)
+
+
+def new_secret(prefix: str) -> str:
+    """A fresh random credential, e.g. 'bcs_' + 43 URL-safe characters."""
+    return prefix + secrets.token_urlsafe(_SECRET_BYTES)
+
+
+def new_client_id() -> str:
+    """A public client identifier in the published format (16 hex digits)."""
+    return secrets.token_hex(8)
+
+
+def digest(secret: str) -> str:
+    """SHA-256 hex digest of a high-entropy secret; what the database stores and looks up.
+
+    A password hash would add nothing here (the input already has 256 bits of entropy) and
+    would make every /token call a CPU cost an attacker controls.
+    """
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def digest_matches(secret: str, expected_digest: str) -> bool:
+    """Constant-time comparison of a presented secret against a stored digest."""
+    return hmac.compare_digest(digest(secret), expected_digest)
+
+
+_CREDENTIAL = re.compile(r"\b(bc[pdrs]_)[A-Za-z0-9_\-]{8,}")
+
+
+def redact(text: str) -> str:
+    """Replace every credential with a recognisable prefix by '<prefix>[REDACTED]'."""
+    return _CREDENTIAL.sub(r"\1[REDACTED]", text)
+
+
+def install_log_redaction() -> None:
+    """Redact credentials from every log record made in this process, whatever its handler.
+
+    Done at record creation (not as a handler filter) so that loggers and handlers added
+    later (gunicorn's, pytest's, a deployment's) are covered too. Idempotent.
+    """
+    factory = logging.getLogRecordFactory()
+    if getattr(factory, "bioweb_redacting", False):
+        return
+
+    def make_record(*args, **kwargs) -> logging.LogRecord:
+        record = factory(*args, **kwargs)
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return record
+
+    make_record.bioweb_redacting = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(make_record)
+
+
+def load_user(session_id: str):
+    """Flask-Login loader. The session id is 'user_id:session_version', so a password
+    change (which bumps the version) ends every session made before it."""
+    import sqlalchemy as sa
+
+    from .extensions import db
+    from .models import User
+
+    user_id, _, version = session_id.partition(":")
+    if not (user_id.isdigit() and version.isdigit()):
+        return None
+    return db.session.scalar(
+        sa.select(User).where(User.id == int(user_id), User.session_version == int(version))
+    )

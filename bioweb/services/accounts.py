@@ -1,0 +1,106 @@
+"""Tenants and user accounts."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from ..errors import Conflict, InvalidInput
+from ..extensions import db
+from ..models import Tenant, User
+from ..security import check_password, hash_password
+
+DEFAULT_TENANT = "default"
+MIN_PASSWORD_LENGTH = 12
+MAX_PASSWORD_LENGTH = 128
+# Checked against when the email is unknown, so both paths cost one scrypt verification.
+_DUMMY_PASSWORD_HASH = hash_password("bioweb: not a real password")
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def password_problem(password: str) -> str | None:
+    """Why `password` is unacceptable (length over composition, per NIST SP 800-63B), or None."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return f"Use at least {MIN_PASSWORD_LENGTH} characters."
+    if len(password) > MAX_PASSWORD_LENGTH:
+        return f"Use at most {MAX_PASSWORD_LENGTH} characters."
+    if len(set(password)) < 4:
+        return "That password is too repetitive; a few random words work well."
+    return None
+
+
+def _tenant(name: str) -> Tenant:
+    """The tenant called `name`, created if new (race-safe via the unique constraint)."""
+    tenant = db.session.scalar(sa.select(Tenant).where(Tenant.name == name))
+    if tenant is not None:
+        return tenant
+    try:
+        with db.session.begin_nested():
+            tenant = Tenant(name=name)
+            db.session.add(tenant)
+    except IntegrityError:
+        tenant = db.session.scalars(sa.select(Tenant).where(Tenant.name == name)).one()
+    return tenant
+
+
+def create_user(
+    email: str,
+    password: str,
+    first_name: str = "",
+    last_name: str = "",
+    tenant_name: str | None = None,
+) -> User:
+    """Create an account. Raises InvalidInput for a bad password, Conflict for a taken email. Commits."""
+    problem = password_problem(password)
+    if problem:
+        raise InvalidInput(f"password: {problem}", {"password": [problem]})
+    email = normalize_email(email)
+    tenant = _tenant(tenant_name or DEFAULT_TENANT)
+    user = User(
+        email=email,
+        password_hash=hash_password(password),
+        first_name=first_name.strip(),
+        last_name=last_name.strip(),
+        tenant=tenant,
+    )
+    db.session.add(user)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise Conflict(
+            f"An account with the email {email} already exists.",
+            {"email": ["An account with this email already exists."]},
+        ) from None
+    return user
+
+
+def get_user_by_email(email: str) -> User | None:
+    return db.session.scalar(sa.select(User).where(User.email == normalize_email(email)))
+
+
+def authenticate(email: str, password: str) -> User | None:
+    """The user whose email and password match, or None. Same cost whether or not the email exists."""
+    user = get_user_by_email(email)
+    if user is None:
+        check_password(_DUMMY_PASSWORD_HASH, password)
+        return None
+    return user if check_password(user.password_hash, password) else None
+
+
+def change_password(user: User, current_password: str, new_password: str) -> None:
+    """Set a new password and end every other session. Raises InvalidInput. Commits."""
+    if not check_password(user.password_hash, current_password):
+        raise InvalidInput(
+            "current_password: that is not your current password.",
+            {"current_password": ["That is not your current password."]},
+        )
+    problem = password_problem(new_password)
+    if problem:
+        raise InvalidInput(f"new_password: {problem}", {"new_password": [problem]})
+    user.password_hash = hash_password(new_password)
+    user.session_version += 1
+    db.session.commit()

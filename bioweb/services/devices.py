@@ -1,0 +1,164 @@
+"""Devices: register, list, read, disable, re-authorize. A user only ever reaches their own."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from .. import devicecodes
+from ..errors import InvalidInput, NotFound
+from ..extensions import db
+from ..models import Device, DeviceState, User, utcnow
+from ..security import SECRET_PREFIX, digest, new_client_id, new_secret
+from . import tokens
+
+SORT_FIELDS = (
+    "id",
+    "created_time",
+    "modified_time",
+    "last_active_time",
+    "manufacturer",
+    "code",
+    "state",
+)
+SortOrder = Literal["asc", "desc"]
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """A device with the client secret that was just minted for it (shown once, never stored)."""
+
+    device: Device
+    client_secret: str
+
+
+@dataclass(frozen=True)
+class Page:
+    results: list[Device]
+    count: int
+    next_id: int | None
+
+
+def create_device(
+    actor: User, manufacturer: str, code: str, is_test_mode: bool = False
+) -> Credentials:
+    """Register a device for `actor` with fresh client credentials.
+
+    `manufacturer` and `code` must already be validated (see forms.DeviceForm). Raises
+    InvalidInput for an unknown code. Commits.
+    """
+    entry = devicecodes.lookup(code)
+    if entry is None:
+        raise InvalidInput(f"device_code: unknown Apple model identifier {code!r}.")
+    secret = new_secret(SECRET_PREFIX)
+    now = utcnow()
+    # client_id is 64 random bits: a collision is astronomically rare, but the unique
+    # constraint is the arbiter, so retry on one rather than pre-check.
+    for _attempt in range(3):
+        device = Device(
+            tenant_id=actor.tenant_id,
+            user_id=actor.id,
+            manufacturer=manufacturer,
+            code=entry.code,
+            product_name=entry.product_name,
+            is_test_mode=is_test_mode,
+            state=DeviceState.ACTIVE,
+            client_id=new_client_id(),
+            client_secret_digest=digest(secret),
+            created_time=now,
+            modified_time=now,
+            last_active_time=now,
+        )
+        db.session.add(device)
+        db.session.execute(
+            sa.update(User).where(User.id == actor.id).values(device_count=User.device_count + 1)
+        )
+        try:
+            db.session.commit()
+        except IntegrityError:
+            db.session.rollback()
+            continue
+        return Credentials(device, secret)
+    raise RuntimeError("could not allocate a unique client id")
+
+
+def get_device(actor: User, device_id: int) -> Device:
+    """The actor's device `device_id`. Raises NotFound for a missing id and for another user's device alike."""
+    device = db.session.get(Device, device_id)
+    if device is None or device.user_id != actor.id:
+        raise NotFound(f"You have no device with id {device_id}.")
+    return device
+
+
+def list_devices(
+    actor: User,
+    offset: int = 0,
+    limit: int = 100,
+    sort_order: SortOrder = "asc",
+    sort_field: str = "id",
+) -> Page:
+    """One keyset page of the actor's devices.
+
+    `offset` is an id cursor: results come after the device with that id in the requested
+    order (0: from the start). Ties on `sort_field` are broken by id, so pages never skip or
+    repeat a record. The cost of a page does not depend on its depth. Raises InvalidInput
+    when a non-zero cursor names no device of the actor's under a non-id sort.
+    """
+    column = getattr(Device, sort_field)
+    query = sa.select(Device).where(Device.user_id == actor.id)
+    if offset:
+        if sort_field == "id":
+            key, cursor = Device.id, offset
+        else:
+            value = db.session.scalar(
+                sa.select(column).where(Device.id == offset, Device.user_id == actor.id)
+            )
+            if value is None:
+                message = f"offset {offset} is not the id of one of your devices."
+                raise InvalidInput(message, {"offset": [message]})
+            key, cursor = sa.tuple_(column, Device.id), sa.tuple_(sa.literal(value, column.type), offset)
+        query = query.where(key > cursor if sort_order == "asc" else key < cursor)
+    direction = sa.asc if sort_order == "asc" else sa.desc
+    order = [direction(Device.id)] if sort_field == "id" else [direction(column), direction(Device.id)]
+    results = list(db.session.scalars(query.order_by(*order).limit(limit)))
+    count = db.session.scalar(sa.select(User.device_count).where(User.id == actor.id)) or 0
+    return Page(results, count, results[-1].id if results else None)
+
+
+def disable_device(actor: User, device_id: int) -> Device:
+    """Disable the device now: its credentials and every token it holds stop working.
+
+    Idempotent. Raises NotFound. Commits.
+    """
+    device = get_device(actor, device_id)
+    now = utcnow()
+    if device.state != DeviceState.DISABLED:
+        device.state = DeviceState.DISABLED
+        device.modified_time = now
+    tokens.revoke_all_device_tokens(device.id, now)
+    db.session.commit()
+    return device
+
+
+def authorize_device(actor: User, device_id: int) -> Credentials:
+    """Re-authorize: the device is active again with a new client secret (same client id).
+
+    The old secret and every token issued before stop working. Raises NotFound. Commits.
+    """
+    device = get_device(actor, device_id)
+    secret = new_secret(SECRET_PREFIX)
+    now = utcnow()
+    device.client_secret_digest = digest(secret)
+    device.state = DeviceState.ACTIVE
+    device.modified_time = now
+    tokens.revoke_all_device_tokens(device.id, now)
+    db.session.commit()
+    return Credentials(device, secret)
+
+
+def find_client(client_id: str) -> Device | None:
+    """The device whose OAuth client id is `client_id` (any state), or None."""
+    return db.session.scalar(sa.select(Device).where(Device.client_id == client_id))
