@@ -1,0 +1,31 @@
+# The README's two commands: `make run` and `make test`. Everything installs into .venv.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+
+.PHONY: install run test bench soak lint format
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+install: $(STAMP)
+
+run: install  ## apply migrations, then serve on http://127.0.0.1:8000
+	$(VENV)/bin/flask --app app db upgrade
+	$(VENV)/bin/gunicorn --config gunicorn.conf.py app:app
+
+test: install  ## the whole suite, on SQLite and (when reachable) PostgreSQL
+	$(PY) -m pytest
+
+bench: install  ## throughput, scale and memory benchmarks (not tests)
+	$(PY) bench/run.py
+
+lint: install
+	$(VENV)/bin/ruff check bioweb tests bench app.py
+	$(VENV)/bin/ruff format --check bioweb tests bench app.py
+
+format: install
+	$(VENV)/bin/ruff format bioweb tests bench app.py
+	$(VENV)/bin/ruff check --fix bioweb tests bench app.py

@@ -1,0 +1,89 @@
+"""Fixtures. Every test that uses `app` runs once per database backend: SQLite always,
+PostgreSQL when a server is reachable (TEST_DATABASE_URL). When CI is set, an unreachable
+PostgreSQL fails the run instead of skipping."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
+
+from bioweb.extensions import db  # noqa: E402
+from tests.helpers import make_app  # noqa: E402
+
+PG_ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def _pg_admin_engine() -> sa.Engine:
+    url = PG_ADMIN_URL.replace("postgresql://", "postgresql+psycopg://", 1)
+    return sa.create_engine(url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+
+
+@pytest.fixture(scope="session")
+def pg_database_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, dropped at the end."""
+    engine = _pg_admin_engine()
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except sa.exc.OperationalError as exc:
+        engine.dispose()
+        message = f"PostgreSQL is not reachable at {PG_ADMIN_URL} ({type(exc).__name__}); set TEST_DATABASE_URL"
+        if os.environ.get("CI"):
+            pytest.fail(message + " (CI is set, so this is a failure)")
+        pytest.skip(message)
+    name = f"bioweb_test_{uuid.uuid4().hex[:10]}"
+    with engine.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    yield f"{base}/{name}"
+    with engine.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'bioweb.db'}"
+    return request.getfixturevalue("pg_database_url")
+
+
+@pytest.fixture
+def app(database_url: str):
+    app = make_app(database_url)
+    with app.app_context():
+        db.create_all()
+        yield app
+        db.session.remove()
+        if database_url.startswith("postgresql"):
+            tables = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
+            with db.engine.begin() as conn:
+                conn.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def live_server(app, database_url: str):
+    """A real gunicorn process serving this test's database; yields its base URL."""
+    from tests.helpers import LiveServer
+
+    server = LiveServer(database_url)
+    server.start()
+    yield server.url
+    server.stop()
