@@ -114,3 +114,73 @@ class LiveServer:
                 self.process.wait()
         if self.process and self.process.stderr:
             self.process.stderr.close()
+
+
+# --- Production-shape helpers (issue 5): CLI subprocesses, server pairs, throwaway databases.
+
+
+def flask_cli(database_url: str, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    """Run `flask --app app <args>` in a child process against `database_url`, as a deploy would."""
+    env = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": "test-secret-key-not-for-production"}
+    return subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "app", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def start_servers(
+    database_url: str, count: int = 2, workers: int = 2, env: dict[str, str] | None = None
+) -> list[LiveServer]:
+    """Start `count` gunicorn instances on one database at the same time; stop them all on failure."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    servers = [LiveServer(database_url, workers=workers, env=env) for _ in range(count)]
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        futures = [pool.submit(server.start) for server in servers]
+    failures = [f.exception() for f in futures if f.exception() is not None]
+    if failures:
+        for server in servers:
+            server.stop()
+        raise failures[0]
+    return servers
+
+
+def create_pg_database(admin_url: str, prefix: str = "bioweb_test") -> str:
+    """Create an empty PostgreSQL database next to `admin_url`'s; return its URL."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    engine = sa.create_engine(
+        admin_url.replace("postgresql://", "postgresql+psycopg://", 1),
+        isolation_level="AUTOCOMMIT",
+        connect_args={"connect_timeout": 3},
+    )
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    finally:
+        engine.dispose()
+    return f"{admin_url.rsplit('/', 1)[0]}/{name}"
+
+
+def drop_pg_database(admin_url: str, database_url: str) -> None:
+    """Drop the database of `database_url`, closing any connections still open to it."""
+    import sqlalchemy as sa
+
+    name = database_url.rsplit("/", 1)[1]
+    engine = sa.create_engine(
+        admin_url.replace("postgresql://", "postgresql+psycopg://", 1),
+        isolation_level="AUTOCOMMIT",
+        connect_args={"connect_timeout": 3},
+    )
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        engine.dispose()
