@@ -5,12 +5,26 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, IntegerField, StringField
-from wtforms.validators import AnyOf, DataRequired, Length, NumberRange, ValidationError
+from wtforms.validators import AnyOf, DataRequired, Length, NumberRange, StopValidation, ValidationError
 
 from . import devicecodes
 from .services.devices import SORT_FIELDS
 
 MANUFACTURERS = ("Apple",)
+
+
+class Present:
+    """Like DataRequired, but 0 counts as given and a conversion error ("Not a valid integer
+    value.") is kept instead of being replaced by "required"."""
+
+    def __init__(self, message: str = "This field is required."):
+        self.message = message
+
+    def __call__(self, form, field) -> None:
+        if field.process_errors:
+            raise StopValidation()
+        if field.data is None or field.data == "":
+            raise StopValidation(self.message)
 
 
 def _strip(value):
@@ -19,14 +33,16 @@ def _strip(value):
 
 class DeviceForm(FlaskForm):
     manufacturer = StringField(
-        "Manufacturer", filters=[_strip], validators=[DataRequired(), Length(max=40)], default="Apple"
+        "Manufacturer", filters=[_strip], validators=[DataRequired(), Length(max=40, message="Must be at most 40 characters.")]
     )
     device_code = StringField(
-        "Device code", filters=[_strip], validators=[DataRequired(), Length(max=40)]
+        "Device code", filters=[_strip], validators=[DataRequired(), Length(max=40, message="Must be at most 40 characters.")]
     )
     is_test_mode = BooleanField("Test mode", default=False)
 
     def validate_manufacturer(self, field: StringField) -> None:
+        if field.errors:
+            return
         match = next((m for m in MANUFACTURERS if m.lower() == field.data.lower()), None)
         if match is None:
             raise ValidationError(
@@ -35,6 +51,8 @@ class DeviceForm(FlaskForm):
         field.data = match
 
     def validate_device_code(self, field: StringField) -> None:
+        if field.errors:
+            return
         entry = devicecodes.lookup(field.data)
         if entry is None:
             close = devicecodes.suggest(field.data)
@@ -70,7 +88,123 @@ class DeviceRefForm(FlaskForm):
     device_id = IntegerField(
         "device_id",
         validators=[
-            DataRequired(message="is required: the id of one of your devices."),
+            Present(message="is required: the id of one of your devices."),
             NumberRange(min=1, message="must be a device id (1 or more)."),
         ],
     )
+
+
+# --- Dashboard forms (HTML pages only; the API does not bind these) ---------------------------------
+
+from wtforms import HiddenField, PasswordField, SelectField, SelectMultipleField  # noqa: E402
+from wtforms.validators import Email, InputRequired  # noqa: E402
+from wtforms.widgets import CheckboxInput, ListWidget  # noqa: E402
+
+from .services import accounts as _accounts  # noqa: E402
+from .services.tokens import PAT_SCOPES  # noqa: E402
+
+
+def _password_rule(form: FlaskForm, field: PasswordField) -> None:
+    """The account password rule, defined once in services.accounts.password_problem."""
+    problem = _accounts.password_problem(field.data or "")
+    if problem:
+        raise ValidationError(problem)
+
+
+def _email_field() -> StringField:
+    return StringField(
+        "Email address",
+        filters=[_strip],
+        validators=[
+            DataRequired(message="Enter your email address."),
+            Length(max=254, message="Use an email address of at most 254 characters."),
+            Email(message="Enter an email address like name@example.com."),
+        ],
+    )
+
+
+class OnceForm(FlaskForm):
+    """A form whose submission takes effect once: `nonce` is issued with the page and spent by the
+    first successful post (see views.nonces), so a resubmission never repeats the action."""
+
+    nonce = HiddenField()
+
+
+class SignupForm(FlaskForm):
+    email = _email_field()
+    password = PasswordField(
+        "Password",
+        validators=[DataRequired(message="Choose a password."), _password_rule],
+        description="At least 12 characters. A few random words are easy to remember and hard to guess.",
+    )
+    first_name = StringField(
+        "First name",
+        filters=[_strip],
+        validators=[
+            DataRequired(message="Enter your first name."),
+            Length(max=100, message="Use at most 100 characters."),
+        ],
+    )
+    last_name = StringField(
+        "Last name",
+        filters=[_strip],
+        validators=[
+            DataRequired(message="Enter your last name."),
+            Length(max=100, message="Use at most 100 characters."),
+        ],
+    )
+
+
+class LoginForm(FlaskForm):
+    email = StringField(
+        "Email address", filters=[_strip], validators=[DataRequired(message="Enter your email address.")]
+    )
+    password = PasswordField("Password", validators=[DataRequired(message="Enter your password.")])
+
+
+class ChangePasswordForm(FlaskForm):
+    current_password = PasswordField(
+        "Current password", validators=[DataRequired(message="Enter your current password.")]
+    )
+    new_password = PasswordField(
+        "New password",
+        validators=[DataRequired(message="Choose a new password."), _password_rule],
+        description="At least 12 characters. Signing in elsewhere will need the new password.",
+    )
+
+
+class RegisterDeviceForm(DeviceForm, OnceForm):
+    """DeviceForm (as the API validates it) plus the one-time submission nonce."""
+
+
+class MultiCheckboxField(SelectMultipleField):
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
+EXPIRY_CHOICES = [("7", "7 days"), ("30", "30 days"), ("90", "90 days"), ("365", "1 year"), ("", "Never")]
+
+
+class PersonalTokenForm(OnceForm):
+    name = StringField(
+        "Name",
+        filters=[_strip],
+        validators=[
+            DataRequired(message="Give the token a name, such as the script that will use it."),
+            Length(max=100, message="Use at most 100 characters."),
+        ],
+        description="What the token is for, so you know which one to revoke later.",
+    )
+    scopes = MultiCheckboxField(
+        "Permissions",
+        choices=[
+            ("devices:read", "devices:read — list and read your devices"),
+            ("devices:write", "devices:write — register, disable and re-authorize devices"),
+        ],
+        default=list(PAT_SCOPES),
+        validators=[InputRequired(message="Choose at least one permission.")],
+    )
+    expires_in_days = SelectField("Expires after", choices=EXPIRY_CHOICES, default="30")
+
+    def expiry_days(self) -> int | None:
+        return int(self.expires_in_days.data) if self.expires_in_days.data else None

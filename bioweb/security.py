@@ -64,6 +64,9 @@ def redact(text: str) -> str:
     return _CREDENTIAL.sub(r"\1[REDACTED]", text)
 
 
+_formatter = logging.Formatter()
+
+
 def install_log_redaction() -> None:
     """Redact credentials from every log record made in this process, whatever its handler.
 
@@ -80,6 +83,12 @@ def install_log_redaction() -> None:
         cleaned = redact(message)
         if cleaned != message:
             record.msg, record.args = cleaned, None
+        # Tracebacks quote exception messages and locals' reprs: format them now, redacted.
+        # Formatters reuse exc_text when it is set.
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact(_formatter.formatException(record.exc_info))
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
         return record
 
     make_record.bioweb_redacting = True  # type: ignore[attr-defined]
