@@ -1,0 +1,215 @@
+"""The database layer as deployed: URL spellings, psycopg 3, the PostgreSQL pool, SQLite's WAL
+and busy timeout, and /healthz telling a load balancer the truth about the database."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+
+import pytest
+import requests
+import sqlalchemy as sa
+
+from bioweb import create_app
+from bioweb.config import normalize_database_url
+from bioweb.extensions import db
+from tests.conftest import PG_ADMIN_URL
+from tests.helpers import (
+    LiveServer,
+    bearer,
+    create_pg_database,
+    drop_pg_database,
+    flask_cli,
+    free_port,
+    make_app,
+    make_pat,
+    make_user,
+)
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("postgres://u:p@db.example:5432/bio", "postgresql+psycopg://u:p@db.example:5432/bio"),
+        ("postgresql://u@db.example/bio", "postgresql+psycopg://u@db.example/bio"),
+        ("postgresql+psycopg://u@db.example/bio", "postgresql+psycopg://u@db.example/bio"),
+        ("sqlite:////var/lib/bioweb/bioweb.db", "sqlite:////var/lib/bioweb/bioweb.db"),
+        ("sqlite:///relative.db", "sqlite:///relative.db"),
+    ],
+)
+def test_normalize_database_url(given: str, expected: str):
+    assert normalize_database_url(given) == expected
+
+
+def test_default_database_is_a_sqlite_file_in_instance(monkeypatch):
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    app = create_app({"TESTING": True})
+    uri = app.config["SQLALCHEMY_DATABASE_URI"]
+    assert uri.startswith("sqlite:///") and uri.endswith("/instance/bioweb.db")
+
+
+@pytest.mark.parametrize("scheme", ["postgres", "postgresql"])
+def test_database_url_from_the_environment_uses_psycopg3_and_the_configured_pool(
+    scheme: str, pg_database_url: str, monkeypatch
+):
+    url = scheme + "://" + pg_database_url.split("://", 1)[1]
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("BIOWEB_DB_POOL_SIZE", "3")
+    app = create_app({"TESTING": True})
+    with app.app_context():
+        try:
+            engine = db.engine
+            assert engine.url.drivername == "postgresql+psycopg"
+            assert engine.dialect.driver == "psycopg"
+            assert engine.pool.size() == 3
+            response = app.test_client().get("/healthz")
+            assert response.status_code == 200
+            assert response.get_json() == {"status": "ok"}
+            assert db.session.execute(sa.text("SELECT current_database()")).scalar() == url.rsplit("/", 1)[1]
+        finally:
+            db.session.remove()
+            db.engine.dispose()
+
+
+def test_postgresql_pool_survives_connections_killed_by_the_server(pg_database_url: str):
+    """pool_pre_ping: a pooled connection the server has closed (restart, failover, idle kill)
+    is replaced before use, so the next request succeeds instead of failing."""
+    app = make_app(pg_database_url)
+    client = app.test_client()
+    try:
+        assert client.get("/healthz").status_code == 200
+        with app.app_context():
+            assert db.engine.pool.checkedin() == 1  # the request's connection waits in the pool
+        admin = sa.create_engine(
+            PG_ADMIN_URL.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT"
+        )
+        try:
+            with admin.connect() as conn:
+                killed = conn.execute(
+                    sa.text(
+                        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity"
+                        " WHERE datname = :name AND pid <> pg_backend_pid()"
+                    ),
+                    {"name": pg_database_url.rsplit("/", 1)[1]},
+                ).scalar()
+        finally:
+            admin.dispose()
+        assert killed >= 1
+        for _ in range(3):
+            response = client.get("/healthz")
+            assert response.status_code == 200, response.get_data(as_text=True)
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+
+
+def test_sqlite_connections_use_wal_and_a_busy_timeout(tmp_path):
+    app = make_app(f"sqlite:///{tmp_path / 'wal.db'}")
+    with app.app_context():
+        try:
+            db.create_all()
+            pragma = lambda name: db.session.execute(sa.text(f"PRAGMA {name}")).scalar()  # noqa: E731
+            assert pragma("journal_mode") == "wal"
+            assert pragma("busy_timeout") == 10000
+            assert pragma("foreign_keys") == 1
+            assert pragma("synchronous") == 1  # NORMAL: safe with WAL, one fsync per checkpoint
+        finally:
+            db.session.remove()
+            db.engine.dispose()
+
+
+def test_sqlite_write_waits_for_another_writer_instead_of_failing(tmp_path):
+    """A second process holding the write lock delays a request; it does not fail it with
+    'database is locked' (the busy timeout at work)."""
+    path = tmp_path / "busy.db"
+    app = make_app(f"sqlite:///{path}")
+    with app.app_context():
+        try:
+            db.create_all()
+            pat = make_pat(make_user())
+            db.session.remove()
+            other = sqlite3.connect(path, timeout=0, isolation_level=None, check_same_thread=False)
+            other.execute("BEGIN IMMEDIATE")  # the write lock, as another worker mid-transaction holds it
+            release = threading.Timer(1.0, other.execute, ("COMMIT",))
+            release.start()
+            started = time.monotonic()
+            response = app.test_client().post(
+                "/api/v1/devices",
+                json={"manufacturer": "Apple", "device_code": "iPhone1,1"},
+                headers=bearer(pat),
+            )
+            waited = time.monotonic() - started
+            release.join()
+            other.close()
+            assert response.status_code == 200, response.get_data(as_text=True)
+            assert waited >= 0.9
+        finally:
+            db.session.remove()
+            db.engine.dispose()
+
+
+def test_healthz_answers_200_when_the_database_answers(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok"}
+
+
+@pytest.mark.parametrize(
+    "unreachable",
+    [
+        "postgresql://postgres@127.0.0.1:{port}/bioweb",  # nothing listens on that port
+        "sqlite:///{tmp}/no/such/directory/bioweb.db",  # a file that cannot be opened
+    ],
+)
+def test_healthz_answers_503_json_when_the_database_is_unreachable(unreachable: str, tmp_path):
+    app = make_app(unreachable.format(port=free_port(), tmp=tmp_path))
+    with app.app_context():
+        try:
+            client = app.test_client()
+            response = client.get("/healthz")
+            assert response.status_code == 503
+            assert response.mimetype == "application/json"
+            body = response.get_json()
+            assert body["error"] == "temporarily_unavailable"
+            assert body["error_description"]
+            # The API says the same, in the same shape, with a hint when to retry.
+            response = client.get("/api/v1/devices", headers=bearer("bcp_whatever"))
+            assert response.status_code == 503
+            assert response.get_json()["error"] == "temporarily_unavailable"
+            assert response.headers["Retry-After"].isdigit()
+        finally:
+            db.session.remove()
+            db.engine.dispose()
+
+
+def test_live_server_healthz_follows_the_database_away_and_back(pg_database_url: str):
+    """A real gunicorn server: /healthz is 200, then 503 once its database is gone, then 200
+    again when it is back, without a restart (what a load balancer's health check relies on)."""
+    url = create_pg_database(PG_ADMIN_URL, prefix="bioweb_health")
+    server = LiveServer(url, workers=2)
+    try:
+        result = flask_cli(url, "db", "upgrade")
+        assert result.returncode == 0, result.stderr
+        server.start()
+
+        def statuses() -> set[int]:
+            return {requests.get(server.url + "/healthz", timeout=5).status_code for _ in range(6)}
+
+        assert statuses() == {200}
+        drop_pg_database(PG_ADMIN_URL, url)
+        assert statuses() == {503}
+        body = requests.get(server.url + "/healthz", timeout=5).json()
+        assert body["error"] == "temporarily_unavailable"
+        admin = sa.create_engine(
+            PG_ADMIN_URL.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT"
+        )
+        try:
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'CREATE DATABASE "{url.rsplit("/", 1)[1]}"'))
+        finally:
+            admin.dispose()
+        assert statuses() == {200}
+    finally:
+        server.stop()
+        drop_pg_database(PG_ADMIN_URL, url)
