@@ -1,0 +1,630 @@
+"""`make bench`: throughput, scale and memory benchmarks of bioweb against a bare Flask baseline.
+
+For each database backend (SQLite, and PostgreSQL when reachable):
+
+1. a fresh database, schema by `flask db upgrade`, bulk-seeded with 100 users, 10,000
+   devices and their tokens (bench/seed.py);
+2. bioweb (`app:app`) and the baseline (`bench/baseline.py`) served side by side by gunicorn
+   with the production gunicorn.conf.py, and driven in turn by wrk (bench/wrk.lua), baseline
+   and target runs interleaved; requests per second, p50 and p99, and the ratio to the baseline;
+3. the resident memory of every worker after the load runs;
+4. one user with 1,000,000 devices (and 1,000,000 tokens): single-connection latency of the
+   first page, a page near the end (id cursor), a deep page sorted by code, a token
+   lookup; the cost of `count`.
+
+Prints the tables and writes them, with every raw figure, to bench/out/<timestamp>/.
+Environment (or the matching options): BENCH_BACKENDS, BENCH_DURATION, BENCH_ROUNDS,
+BENCH_THREADS, BENCH_CONNECTIONS, BENCH_SCALE_DEVICES, BENCH_PG_URL, BENCH_PG_DB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import platform
+import random
+import secrets
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+# The harness process builds the app too (in-process timings); it must never write instance/.
+os.environ.setdefault("SECRET_KEY", "bench-" + secrets.token_hex(16))
+os.environ["RATELIMIT_ENABLED"] = "false"
+
+import sqlalchemy as sa  # noqa: E402
+
+from bench import loadgen, seed, servers  # noqa: E402
+from bench.loadgen import LoadSpec, WrkResult  # noqa: E402
+from bioweb.config import normalize_database_url  # noqa: E402
+
+OUT = ROOT / "bench" / "out"
+FLASK = ROOT / ".venv" / "bin" / "flask"
+
+# Targets of issue 6: minimum ratio of bioweb's requests per second to the baseline's.
+RPS_TARGETS = {"device_read_pat": 0.50, "device_read_device_token": 0.50, "list_100": 0.25, "token": 0.40}
+DEPTH_TARGET = 1.2  # deepest page p50 <= 1.2 x first page p50
+COUNT_TARGET_MS = 50.0
+RSS_TARGET_MB = 80.0
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class Options:
+    backends: list[str]
+    duration: float
+    rounds: int
+    threads: int
+    connections: int
+    workers: int
+    scale_devices: int
+    scale_duration: float
+    pg_url: str
+    pg_db: str
+    keep: bool
+
+
+@dataclass
+class EndpointResult:
+    name: str
+    label: str
+    target: list[WrkResult] = field(default_factory=list)
+    baseline: list[WrkResult] = field(default_factory=list)
+
+    @staticmethod
+    def _rps(runs: list[WrkResult]) -> float:
+        return sum(r.requests for r in runs) / sum(r.seconds for r in runs)
+
+    def summary(self) -> dict[str, Any]:
+        """Requests per second over all rounds; latencies averaged over rounds."""
+        mean = statistics.fmean
+        target_rps, baseline_rps = self._rps(self.target), self._rps(self.baseline)
+        ratio = target_rps / baseline_rps
+        goal = RPS_TARGETS.get(self.name)
+        return {
+            "endpoint": self.label,
+            "rps": target_rps,
+            "p50_ms": mean(r.p50_ms for r in self.target),
+            "p99_ms": mean(r.p99_ms for r in self.target),
+            "baseline_rps": baseline_rps,
+            "baseline_p50_ms": mean(r.p50_ms for r in self.baseline),
+            "baseline_p99_ms": mean(r.p99_ms for r in self.baseline),
+            "ratio": ratio,
+            "target": f">= {goal:.0%}" if goal else "-",
+            "ok": None if goal is None else ratio >= goal,
+            "errors": sum(r.socket_errors + r.non_2xx for r in self.target + self.baseline),
+        }
+
+
+# --- databases ------------------------------------------------------------------------------------
+
+
+class BenchDatabase:
+    """A database created for this run and dropped after it."""
+
+    def __init__(self, backend: str, opts: Options, work_dir: Path):
+        self.backend = backend
+        self.opts = opts
+        if backend == "sqlite":
+            self.path = work_dir / "bench.db"
+            self.url = f"sqlite:///{self.path}"
+        else:
+            self.url = opts.pg_url.rstrip("/") + "/" + opts.pg_db
+
+    def _admin(self) -> sa.Engine:
+        admin_url = normalize_database_url(self.opts.pg_url.rstrip("/") + "/postgres")
+        return sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+
+    def reachable(self) -> bool:
+        if self.backend == "sqlite":
+            return True
+        engine = self._admin()
+        try:
+            with engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+            return True
+        except sa.exc.OperationalError:
+            return False
+        finally:
+            engine.dispose()
+
+    def create(self) -> None:
+        """A fresh, empty database with the schema of the migrations (`flask db upgrade`)."""
+        self.drop()
+        if self.backend != "sqlite":
+            engine = self._admin()
+            with engine.connect() as conn:
+                conn.exec_driver_sql(f'CREATE DATABASE "{self.opts.pg_db}"')
+            engine.dispose()
+        env = {**os.environ, "DATABASE_URL": self.url}
+        subprocess.run(
+            [str(FLASK), "--app", "app", "db", "upgrade"], cwd=ROOT, env=env, check=True, capture_output=True
+        )
+
+    def drop(self) -> None:
+        if self.backend == "sqlite":
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(str(self.path) + suffix).unlink(missing_ok=True)
+            return
+        engine = self._admin()
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{self.opts.pg_db}" WITH (FORCE)')
+        engine.dispose()
+
+    def version(self, engine: sa.Engine) -> str:
+        if self.backend == "sqlite":
+            return f"SQLite {sqlite3.sqlite_version}"
+        with engine.connect() as conn:
+            return "PostgreSQL " + conn.exec_driver_sql("SHOW server_version").scalar_one()
+
+
+# --- load specs -----------------------------------------------------------------------------------
+
+
+def load_specs(data: seed.LoadData, sample: int = 1000) -> list[LoadSpec]:
+    """The five measured requests, each cycling over many users, devices and credentials."""
+    rng = random.Random(42)
+    devices = rng.sample(data.devices, min(sample, len(data.devices)))
+    pats = {u.id: u.pat for u in data.users}
+    basic = [
+        "Basic " + base64.b64encode(f"{d.client_id}:{d.client_secret}".encode()).decode() for d in devices
+    ]
+    return [
+        LoadSpec(
+            "device_read_pat",
+            "GET /api/v1/device/<id> (PAT)",
+            "GET",
+            [(f"/api/v1/device/{d.id}", f"Bearer {pats[d.user_id]}") for d in devices],
+        ),
+        LoadSpec(
+            "device_read_device_token",
+            "GET /api/v1/device/<id> (device token)",
+            "GET",
+            [(f"/api/v1/device/{d.id}", f"Bearer {d.access_token}") for d in devices],
+        ),
+        LoadSpec(
+            "list_100",
+            "GET /api/v1/devices?limit=100",
+            "GET",
+            [("/api/v1/devices?limit=100", f"Bearer {u.pat}") for u in data.users],
+        ),
+        LoadSpec(
+            "token",
+            "POST /token (client credentials, Basic)",
+            "POST",
+            [("/token", header) for header in basic],
+            body="grant_type=client_credentials",
+            content_type="application/x-www-form-urlencoded",
+        ),
+        LoadSpec(
+            "create_device",
+            "POST /api/v1/devices",
+            "POST",
+            [("/api/v1/devices", f"Bearer {u.pat}") for u in data.users],
+            body='{"manufacturer": "Apple", "device_code": "iPhone14,2"}',
+            content_type="application/json",
+        ),
+    ]
+
+
+def check_spec(server: servers.Server, spec: LoadSpec) -> None:
+    status, body = loadgen.check(server.url, spec)
+    if status != 200:
+        raise RuntimeError(f"{server.name} answered {status} to {spec.label}: {body[:300]!r}")
+
+
+# --- phases ---------------------------------------------------------------------------------------
+
+
+def run_load(
+    opts: Options, target: servers.Server, baseline: servers.Server, specs: list[LoadSpec]
+) -> list[EndpointResult]:
+    """Warm both servers up, then measure every spec on baseline and target in turn."""
+    for spec in specs:
+        check_spec(baseline, spec)
+        check_spec(target, spec)
+    log("warm-up")
+    for spec in specs:
+        for server in (baseline, target):
+            loadgen.run_wrk(server.url, spec, opts.threads, opts.connections, 2)
+    results = {spec.name: EndpointResult(spec.name, spec.label) for spec in specs}
+    for round_no in range(opts.rounds):
+        # Alternate which server goes first, so neither always runs on a warmer machine.
+        order = (baseline, target) if round_no % 2 == 0 else (target, baseline)
+        for spec in specs:
+            for server in order:
+                run = loadgen.run_wrk(server.url, spec, opts.threads, opts.connections, opts.duration)
+                kind = "baseline" if server is baseline else "target"
+                getattr(results[spec.name], kind).append(run)
+                log(
+                    f"round {round_no + 1} {kind:8} {spec.name:26} {run.rps:8.0f} req/s "
+                    f"p50 {run.p50_ms:6.2f} ms p99 {run.p99_ms:7.2f} ms "
+                    f"errors {run.socket_errors + run.non_2xx}"
+                )
+    return list(results.values())
+
+
+def single_connection(opts: Options, server: servers.Server, spec: LoadSpec) -> dict[str, Any]:
+    """Latency of `spec` with one connection (no queueing): p50, p99, requests per second."""
+    check_spec(server, spec)
+    run = loadgen.run_wrk(server.url, spec, 1, 1, opts.scale_duration)
+    if run.non_2xx or run.socket_errors:
+        raise RuntimeError(f"{spec.label}: {run.non_2xx} error responses, {run.socket_errors} socket errors")
+    return {"label": spec.label, "p50_ms": run.p50_ms, "p99_ms": run.p99_ms, "rps": run.rps}
+
+
+def timed(fn: Callable[[], object], repeat: int) -> dict[str, float]:
+    """Median and max wall time of `fn` in milliseconds over `repeat` calls."""
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - started) * 1000)
+    return {"median_ms": statistics.median(times), "max_ms": max(times)}
+
+
+def in_process(url: str) -> tuple[Any, Any]:
+    """An app (for its session and services) against the bench database, and the token service."""
+    from bioweb import create_app
+    from bioweb.services import tokens
+
+    return create_app({"SQLALCHEMY_DATABASE_URI": url}), tokens
+
+
+def token_lookup_ms(url: str, sample: list[seed.SeededDevice]) -> dict[str, float]:
+    """`services.tokens.find_token` (digest + one indexed query joined to user and device), in process."""
+    from bioweb.extensions import db
+
+    app, tokens = in_process(url)
+    plaintexts = iter([d.access_token for d in sample] * 3)
+    with app.app_context():
+
+        def lookup() -> None:
+            assert tokens.find_token(next(plaintexts)) is not None
+            db.session.remove()  # no identity-map help from the previous lookup
+
+        result = timed(lookup, min(len(sample), 500))
+        db.engine.dispose()
+    return result
+
+
+def count_ms(url: str, user_id: int, expected: int) -> dict[str, Any]:
+    """Cost of the list's `count` (the service's read of users.device_count), and of COUNT(*) for contrast."""
+    import sqlalchemy as sa
+
+    from bioweb.extensions import db
+    from bioweb.models import Device, User
+
+    app, _ = in_process(url)
+    with app.app_context():
+        count_query = sa.select(User.device_count).where(User.id == user_id)
+        value = db.session.scalar(count_query)
+        if value != expected:
+            raise RuntimeError(f"users.device_count is {value}, expected {expected}")
+        stored = timed(lambda: db.session.scalar(count_query), 200)
+        star_query = sa.select(sa.func.count()).select_from(Device).where(Device.user_id == user_id)
+        star = timed(lambda: db.session.scalar(star_query), 3)
+        db.session.remove()
+        db.engine.dispose()
+    return {"device_count_column": stored, "count_star": star}
+
+
+def run_scale(opts: Options, db: BenchDatabase, engine: sa.Engine, target: servers.Server) -> dict[str, Any]:
+    """Seed one user with many devices, then time the deep-list, count and token-lookup cases."""
+    n = opts.scale_devices
+    log(f"seeding the scale user: {n:,} devices and {n:,} tokens")
+    data = seed.seed_scale_data(engine, n)
+    log(f"seeded in {data.seconds:.1f} s")
+    with engine.connect() as conn:
+        ids_from = conn.exec_driver_sql(
+            f"SELECT id FROM devices WHERE user_id = {data.user_id} ORDER BY id LIMIT 1 OFFSET {n - 101}"
+        ).scalar_one()
+        code_from = conn.exec_driver_sql(
+            f"SELECT id FROM devices WHERE user_id = {data.user_id} "
+            f"ORDER BY code, id LIMIT 1 OFFSET {n - 101}"
+        ).scalar_one()
+        total_tokens = conn.exec_driver_sql("SELECT COUNT(*) FROM tokens").scalar_one()
+    auth = f"Bearer {data.pat}"
+
+    def page(label: str, query: str) -> LoadSpec:
+        return LoadSpec(label, label, "GET", [(f"/api/v1/devices?{query}", auth)])
+
+    cases = {
+        "first_page_id": page("first page (id)", "limit=100"),
+        "near_end_id": page("page near the end (id cursor)", f"limit=100&offset={ids_from}"),
+        "first_page_code": page("first page by code", "limit=100&sort_field=code"),
+        "deep_page_code": page("deep page by code", f"limit=100&sort_field=code&offset={code_from}"),
+        "device_token_read": LoadSpec(
+            "device_token_read",
+            f"device read, device token among {total_tokens:,} tokens",
+            "GET",
+            [(f"/api/v1/device/{d.id}", f"Bearer {d.access_token}") for d in data.sample],
+        ),
+    }
+    latencies = {}
+    for key, spec in cases.items():
+        latencies[key] = single_connection(opts, target, spec)
+        log(f"scale {spec.label}: p50 {latencies[key]['p50_ms']:.2f} ms")
+    status, body = loadgen.check(target.url, cases["first_page_id"])
+    api_count = json.loads(body)["count"]
+    return {
+        "devices": n,
+        "tokens": total_tokens,
+        "seed_seconds": data.seconds,
+        "latency": latencies,
+        "api_count": api_count,
+        "count": count_ms(db.url, data.user_id, n),
+        "token_lookup": token_lookup_ms(db.url, data.sample),
+    }
+
+
+def bench_backend(backend: str, opts: Options, work_dir: Path) -> dict[str, Any] | None:
+    """Every phase on one backend. Returns its figures, or None when the backend is unreachable."""
+    db = BenchDatabase(backend, opts, work_dir)
+    if not db.reachable():
+        log(f"{backend}: not reachable at {opts.pg_url}; skipped")
+        return None
+    started = time.perf_counter()
+    log(f"{backend}: fresh database, schema by flask db upgrade")
+    db.create()
+    engine = sa.create_engine(normalize_database_url(db.url))
+    running: list[servers.Server] = []
+    try:
+        data = seed.seed_load_data(engine)
+        log(
+            f"{backend}: seeded {len(data.users)} users, "
+            f"{sum(len(u.device_ids) for u in data.users):,} devices"
+        )
+        env = {"DATABASE_URL": db.url, "RATELIMIT_ENABLED": "false", "SECRET_KEY": os.environ["SECRET_KEY"]}
+        log_dir = work_dir / backend
+        log_dir.mkdir(parents=True, exist_ok=True)
+        target = servers.start("bioweb", "app:app", ROOT, env, log_dir, "/healthz", opts.workers)
+        running.append(target)
+        baseline = servers.start("baseline", "baseline:app", ROOT / "bench", env, log_dir, "/", opts.workers)
+        running.append(baseline)
+        specs = load_specs(data)
+        load = run_load(opts, target, baseline, specs)
+        memory = {"bioweb": target.worker_rss_mb(), "baseline": baseline.worker_rss_mb()}
+        log(f"{backend}: worker RSS MB bioweb {memory['bioweb']} baseline {memory['baseline']}")
+        small = data.devices[:1000]
+        with engine.connect() as conn:
+            tokens_before = conn.exec_driver_sql("SELECT COUNT(*) FROM tokens").scalar_one()
+        before_scale = {
+            "tokens": tokens_before,
+            "device_token_read": single_connection(
+                opts,
+                target,
+                LoadSpec(
+                    "device_token_read",
+                    f"device read, device token among {tokens_before:,} tokens",
+                    "GET",
+                    [(f"/api/v1/device/{d.id}", f"Bearer {d.access_token}") for d in small],
+                ),
+            ),
+            "token_lookup": token_lookup_ms(db.url, small),
+        }
+        scale = run_scale(opts, db, engine, target) if opts.scale_devices else None
+        memory_after_scale = {"bioweb": target.worker_rss_mb(), "baseline": baseline.worker_rss_mb()}
+        return {
+            "backend": backend,
+            "database": db.version(engine),
+            "load": [r.summary() for r in load],
+            "load_raw": {
+                r.name: {"target": [asdict(x) for x in r.target], "baseline": [asdict(x) for x in r.baseline]}
+                for r in load
+            },
+            "memory_mb": memory,
+            "memory_after_scale_mb": memory_after_scale,
+            "before_scale": before_scale,
+            "scale": scale,
+            "seconds": time.perf_counter() - started,
+        }
+    finally:
+        for server in reversed(running):
+            server.stop()
+        engine.dispose()
+        if not opts.keep:
+            db.drop()
+
+
+# --- report ---------------------------------------------------------------------------------------
+
+
+def _ok(value: bool | None) -> str:
+    return "-" if value is None else ("yes" if value else "**NO**")
+
+
+def report(results: list[dict[str, Any]], opts: Options) -> str:
+    """The markdown tables of one run."""
+    lines = [
+        f"wrk -t{opts.threads} -c{opts.connections} -d{opts.duration:g}s x {opts.rounds} rounds, "
+        f"gunicorn.conf.py with WEB_CONCURRENCY={opts.workers}, RATELIMIT_ENABLED=false",
+        "",
+        "### Throughput (bioweb vs bare Flask baseline, same gunicorn settings)",
+        "",
+        "| backend | endpoint | req/s | p50 ms | p99 ms | baseline req/s | baseline p50 ms | baseline p99 ms "
+        "| ratio | target | met |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|",
+    ]
+    for res in results:
+        for row in res["load"]:
+            lines.append(
+                f"| {res['backend']} | {row['endpoint']} | {row['rps']:.0f} | {row['p50_ms']:.2f} | "
+                f"{row['p99_ms']:.2f} | {row['baseline_rps']:.0f} | {row['baseline_p50_ms']:.2f} | "
+                f"{row['baseline_p99_ms']:.2f} | {row['ratio']:.0%} | {row['target']} | {_ok(row['ok'])} |"
+            )
+    lines += [
+        "",
+        "### Scale (one user with N devices; single connection, wrk -t1 -c1)",
+        "",
+        "| backend | case | p50 ms | p99 ms | vs first page | target | met |",
+        "|---|---|---:|---:|---:|---|---|",
+    ]
+    for res in results:
+        before = res["before_scale"]
+        lines.append(
+            f"| {res['backend']} | {before['device_token_read']['label']} | "
+            f"{before['device_token_read']['p50_ms']:.2f} | "
+            f"{before['device_token_read']['p99_ms']:.2f} | - | - | - |"
+        )
+        scale = res["scale"]
+        if not scale:
+            continue
+        lat = scale["latency"]
+        firsts = {"near_end_id": "first_page_id", "deep_page_code": "first_page_code"}
+        for key, row in lat.items():
+            first = firsts.get(key)
+            ratio = row["p50_ms"] / lat[first]["p50_ms"] if first else None
+            ok = None if ratio is None else ratio <= DEPTH_TARGET
+            lines.append(
+                f"| {res['backend']} | {row['label']} ({scale['devices']:,} devices) | {row['p50_ms']:.2f} | "
+                f"{row['p99_ms']:.2f} | {'-' if ratio is None else f'{ratio:.2f}x'} | "
+                f"{'-' if ratio is None else f'<= {DEPTH_TARGET}x'} | {_ok(ok)} |"
+            )
+        cnt = scale["count"]
+        lines.append(
+            f"| {res['backend']} | count: users.device_count read (API count = {scale['api_count']:,}) | "
+            f"{cnt['device_count_column']['median_ms']:.3f} | "
+            f"max {cnt['device_count_column']['max_ms']:.3f} | - | "
+            f"<= {COUNT_TARGET_MS:g} ms | {_ok(cnt['device_count_column']['max_ms'] <= COUNT_TARGET_MS)} |"
+        )
+        lines.append(
+            f"| {res['backend']} | (for contrast) SELECT COUNT(*) of the user's devices | "
+            f"{cnt['count_star']['median_ms']:.1f} | max {cnt['count_star']['max_ms']:.1f} | - | - | - |"
+        )
+        for label, lookup in (
+            (f"{before['tokens']:,}", before["token_lookup"]),
+            (f"{scale['tokens']:,}", scale["token_lookup"]),
+        ):
+            lines.append(
+                f"| {res['backend']} | find_token in process, among {label} tokens | "
+                f"{lookup['median_ms']:.3f} | max {lookup['max_ms']:.3f} | - | - | - |"
+            )
+    lines += [
+        "",
+        "### Resident memory per worker after the load runs (VmRSS, MiB)",
+        "",
+        "| backend | server | workers | per worker | max | target | met |",
+        "|---|---|---:|---|---:|---|---|",
+    ]
+    for res in results:
+        for name, values in res["memory_mb"].items():
+            goal = name == "bioweb"
+            lines.append(
+                f"| {res['backend']} | {name} | {len(values)} | {', '.join(f'{v:.1f}' for v in values)} | "
+                f"{max(values):.1f} | {f'<= {RSS_TARGET_MB:g}' if goal else '-'} | "
+                f"{_ok(max(values) <= RSS_TARGET_MB) if goal else '-'} |"
+            )
+    return "\n".join(lines)
+
+
+def machine(results: list[dict[str, Any]]) -> dict[str, Any]:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    mem_kb = int(
+        next(x for x in Path("/proc/meminfo").read_text().splitlines() if x.startswith("MemTotal")).split()[1]
+    )
+    wrk = subprocess.run([loadgen.wrk_path(), "--version"], capture_output=True, text=True)
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gb": round(mem_kb / 1024 / 1024, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "wrk": (wrk.stdout or wrk.stderr).splitlines()[0].strip(),
+        "databases": [r["database"] for r in results],
+        # Other work on the machine skews the figures: note how busy it was.
+        "load_average": os.getloadavg(),
+    }
+
+
+# --- main -----------------------------------------------------------------------------------------
+
+
+def options(argv: list[str] | None) -> Options:
+    env = os.environ.get
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backends", default=env("BENCH_BACKENDS", "sqlite,postgresql"))
+    parser.add_argument("--duration", type=float, default=float(env("BENCH_DURATION", "8")))
+    parser.add_argument("--rounds", type=int, default=int(env("BENCH_ROUNDS", "2")))
+    parser.add_argument("--threads", type=int, default=int(env("BENCH_THREADS", "2")))
+    parser.add_argument("--connections", type=int, default=int(env("BENCH_CONNECTIONS", "16")))
+    # gunicorn.conf.py's own default on this 2-core machine is min(4, 2 x cores) = 4; set it
+    # explicitly so baseline and target surely run the same number of workers.
+    parser.add_argument(
+        "--workers", type=int, default=int(env("WEB_CONCURRENCY", str(min(4, (os.cpu_count() or 1) * 2))))
+    )
+    parser.add_argument("--scale-devices", type=int, default=int(env("BENCH_SCALE_DEVICES", "1000000")))
+    parser.add_argument("--scale-duration", type=float, default=float(env("BENCH_SCALE_DURATION", "5")))
+    parser.add_argument("--pg-url", default=env("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/"))
+    parser.add_argument("--pg-db", default=env("BENCH_PG_DB", "bioweb_bench"))
+    parser.add_argument("--keep", action="store_true", help="keep the databases afterwards")
+    args = parser.parse_args(argv)
+    return Options(
+        backends=[b.strip() for b in args.backends.split(",") if b.strip()],
+        duration=args.duration,
+        rounds=args.rounds,
+        threads=args.threads,
+        connections=args.connections,
+        workers=args.workers,
+        scale_devices=args.scale_devices,
+        scale_duration=args.scale_duration,
+        pg_url=args.pg_url,
+        pg_db=args.pg_db,
+        keep=args.keep,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    opts = options(argv)
+    loadgen.wrk_path()
+    started = time.perf_counter()
+    work_dir = OUT / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    work_dir.mkdir(parents=True, exist_ok=True)
+    results = [r for r in (bench_backend(b, opts, work_dir) for b in opts.backends) if r is not None]
+    if not results:
+        log("no backend was reachable")
+        return 1
+    elapsed = time.perf_counter() - started
+    table = report(results, opts)
+    info = machine(results)
+    header = (
+        f"Machine: {info['cpu']}, {info['cores']} cores, {info['memory_gb']} GB; Linux {info['kernel']}; "
+        f"Python {info['python']}; {info['wrk']}; {', '.join(info['databases'])}. "
+        f"Total time {elapsed / 60:.1f} min."
+    )
+    (work_dir / "results.md").write_text(header + "\n\n" + table + "\n")
+    (work_dir / "results.json").write_text(
+        json.dumps(
+            {"machine": info, "options": asdict(opts), "seconds": elapsed, "results": results}, indent=2
+        )
+    )
+    print(header)
+    print()
+    print(table)
+    print(f"\nRaw figures: {work_dir.relative_to(ROOT)}/results.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
