@@ -276,6 +276,7 @@ def metadata():
 def init_app(app: Flask) -> None:
     """Build this app's authorization server and mount the OAuth endpoints (no CSRF: no cookies here)."""
     server = AuthorizationServer(app, query_client=_query_client)
+    server.scopes_supported = [tokens.DEVICE_SCOPE]
     server.register_grant(ClientCredentialsGrant)
     server.register_grant(RefreshTokenGrant)
     server.register_endpoint(Revocation)

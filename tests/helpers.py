@@ -96,9 +96,9 @@ class LiveServer:
             if self.process.poll() is not None:
                 raise RuntimeError("gunicorn exited: " + self.process.stderr.read().decode())
             try:
-                if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
+                if requests.get(self.url + "/healthz", timeout=3).status_code == 200:
                     return
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or busy starting
                 pass
             time.sleep(0.1)
         self.stop()
@@ -138,7 +138,7 @@ def start_servers(
     """Start `count` gunicorn instances on one database at the same time; stop them all on failure."""
     from concurrent.futures import ThreadPoolExecutor
 
-    servers = [LiveServer(database_url, workers=workers, env=env) for _ in range(count)]
+    servers = [PatientLiveServer(database_url, workers=workers, env=env) for _ in range(count)]
     with ThreadPoolExecutor(max_workers=count) as pool:
         futures = [pool.submit(server.start) for server in servers]
     failures = [f.exception() for f in futures if f.exception() is not None]
@@ -184,3 +184,49 @@ def drop_pg_database(admin_url: str, database_url: str) -> None:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     finally:
         engine.dispose()
+
+
+class PatientLiveServer(LiveServer):
+    """A LiveServer whose start also waits out read timeouts: gunicorn's arbiter accepts
+    connections before its workers have imported the app, which on a busy machine takes
+    longer than LiveServer.start's one-second read timeout."""
+
+    def start(self, timeout: float = 60.0) -> None:
+        env = {
+            **os.environ,
+            "DATABASE_URL": self.database_url,
+            "SECRET_KEY": "test-secret-key-not-for-production",
+            "RATELIMIT_ENABLED": "false",
+            "BIOWEB_BASE_URL": self.url,
+            **self.extra_env,
+        }
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                str(self.workers),
+                "--log-level",
+                "warning",
+                "app:app",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError("gunicorn exited: " + self.process.stderr.read().decode())
+            try:
+                if requests.get(self.url + "/healthz", timeout=5).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("gunicorn did not become healthy in time")
