@@ -230,3 +230,36 @@ class PatientLiveServer(LiveServer):
             time.sleep(0.1)
         self.stop()
         raise RuntimeError("gunicorn did not become healthy in time")
+
+
+# --- Dashboard helpers (test_views_*.py, test_browser.py) --------------------------------------------
+
+SCREENSHOTS = ROOT / "tests" / "screenshots"
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def input_value(html: str, name: str) -> str:
+    """The value of the first <input name=`name`> in `html` (hidden nonces and CSRF tokens)."""
+    import re
+
+    for tag in re.findall(r"<input\b[^>]*>", html):
+        if re.search(rf'\bname="{re.escape(name)}"', tag):
+            match = re.search(r'\bvalue="([^"]*)"', tag)
+            return match.group(1) if match else ""
+    raise AssertionError(f"no input named {name!r} in the page")
+
+
+def log_in(client: Any, email: str = "ada@example.com", password: str = PASSWORD) -> Any:
+    """Log `client` in through the login form (CSRF off in the default test app); returns the response."""
+    response = client.post("/login", data={"email": email, "password": password})
+    assert response.status_code == 303, response.text
+    return response
