@@ -1,0 +1,188 @@
+"""Devices: the list, registering one, its page, disabling and re-authorizing it.
+
+The secret of a new or re-authorized device is rendered straight into the response to the
+POST that minted it (see views.one_time_response); a resubmission of that POST is recognised
+by its spent nonce and redirected to the device page instead of minting anything.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+from werkzeug.wrappers import Response
+
+from .. import devicecodes
+from ..api.serializers import redirect_url
+from ..errors import InvalidInput
+from ..forms import OnceForm, RegisterDeviceForm
+from ..models import User
+from ..services import devices
+from . import (
+    apply_service_error,
+    form_status,
+    issue_nonce,
+    nonce_state,
+    one_time_response,
+    spend_nonce,
+)
+
+bp = Blueprint("devices", __name__, url_prefix="/devices")
+
+PAGE_SIZE = 25
+NEW_PURPOSE = "device:new"
+
+
+@bp.before_request
+@login_required
+def _require_login() -> None:
+    """Every page here is a signed-in user's own."""
+
+
+def _actor() -> User:
+    return current_user._get_current_object()
+
+
+def _authorize_purpose(device_id: int) -> str:
+    return f"device:{device_id}:authorize"
+
+
+@bp.get("")
+def index() -> str:
+    """Newest first, PAGE_SIZE at a time. ?after=<id> pages towards older devices, ?before=<id>
+    back towards newer ones; both are keyset cursors (services.devices.list_devices), never OFFSET."""
+    actor = _actor()
+    after = request.args.get("after", type=int)
+    before = request.args.get("before", type=int)
+    # One row more than shown tells whether another page exists, without counting.
+    if before and before > 0:
+        page = devices.list_devices(actor, offset=before, limit=PAGE_SIZE + 1, sort_order="asc")
+        rows = page.results[:PAGE_SIZE]
+        rows.reverse()
+        has_newer, has_older = len(page.results) > PAGE_SIZE, True
+    else:
+        cursor = after if after and after > 0 else 0
+        page = devices.list_devices(actor, offset=cursor, limit=PAGE_SIZE + 1, sort_order="desc")
+        rows = page.results[:PAGE_SIZE]
+        has_newer, has_older = cursor > 0, len(page.results) > PAGE_SIZE
+    return render_template(
+        "devices/index.html",
+        devices=rows,
+        count=page.count,
+        newer_url=url_for(".index", before=rows[0].id) if rows and has_newer else None,
+        older_url=url_for(".index", after=rows[-1].id) if rows and has_older else None,
+        first_url=url_for(".index") if has_newer and not rows else None,
+    )
+
+
+@bp.get("/codes")
+def codes() -> Response:
+    """Identifier suggestions for the register form: ?q=Watch -> [{code, product_name}, ...]."""
+    query = request.args.get("q", "")[:40]
+    return jsonify(
+        [{"code": e.code, "product_name": e.product_name} for e in devicecodes.search(query, limit=30)]
+    )
+
+
+def _render_new(form: RegisterDeviceForm, status: int = 200) -> tuple[str, int]:
+    return render_template("devices/new.html", form=form), status
+
+
+@bp.get("/new")
+def new() -> tuple[str, int]:
+    form = RegisterDeviceForm()
+    form.nonce.data = issue_nonce(NEW_PURPOSE)
+    return _render_new(form)
+
+
+@bp.post("/new")
+def create() -> Response | tuple[str, int]:
+    """Register a device and show its credentials once. A resubmitted form (reload, back, double
+    post) finds its nonce spent and goes to the device it already created. Commits via the service."""
+    form = RegisterDeviceForm()
+    state, device_id = nonce_state(NEW_PURPOSE, form.nonce.data)
+    if state == "used":
+        flash(
+            "That form was already sent, and the device it registered is below. Its secret was shown "
+            "only once: if you did not copy it, use Re-authorize to get a new one.",
+            "info",
+        )
+        return redirect(url_for(".detail", device_id=device_id), code=303)
+    if state == "unknown":
+        form.nonce.data = issue_nonce(NEW_PURPOSE)
+        form.form_errors.append("This form had expired, so nothing was registered. Check the details and send it again.")
+        return _render_new(form, 400)
+    if not form.validate_on_submit():
+        return _render_new(form, form_status(form))
+    try:
+        creds = devices.create_device(
+            _actor(), form.manufacturer.data, form.device_code.data, bool(form.is_test_mode.data)
+        )
+    except InvalidInput as error:
+        apply_service_error(form, error)
+        return _render_new(form, 400)
+    spend_nonce(form.nonce.data, creds.device.id)
+    return _credentials_page(creds, reauthorized=False)
+
+
+def _credentials_page(creds: devices.Credentials, reauthorized: bool) -> Response:
+    html = render_template(
+        "devices/credentials.html",
+        device=creds.device,
+        client_secret=creds.client_secret,
+        redirect_url=redirect_url(),
+        reauthorized=reauthorized,
+    )
+    return one_time_response(html)
+
+
+@bp.get("/<int:device_id>")
+def detail(device_id: int) -> str:
+    """A device's page. Another user's device is a 404, as for a missing id (services raise NotFound)."""
+    return render_template("devices/detail.html", device=devices.get_device(_actor(), device_id))
+
+
+@bp.get("/<int:device_id>/disable")
+def confirm_disable(device_id: int) -> str:
+    return render_template("devices/disable.html", device=devices.get_device(_actor(), device_id))
+
+
+@bp.post("/<int:device_id>/disable")
+def disable(device_id: int) -> Response:
+    """Disable now: credentials and every token of the device are refused (idempotent). Commits via the service."""
+    device = devices.disable_device(_actor(), device_id)
+    flash(
+        f"{device.product_name} is disabled. Its credentials and tokens are refused from now on; "
+        "Re-authorize gives it new ones.",
+        "success",
+    )
+    return redirect(url_for(".detail", device_id=device.id), code=303)
+
+
+@bp.get("/<int:device_id>/authorize")
+def confirm_authorize(device_id: int) -> str:
+    device = devices.get_device(_actor(), device_id)
+    form = OnceForm()
+    form.nonce.data = issue_nonce(_authorize_purpose(device.id))
+    return render_template("devices/authorize.html", device=device, form=form)
+
+
+@bp.post("/<int:device_id>/authorize")
+def authorize(device_id: int) -> Response:
+    """Give the device a new secret (and make it active); show the secret once. Commits via the service."""
+    device = devices.get_device(_actor(), device_id)
+    form = OnceForm()
+    purpose = _authorize_purpose(device.id)
+    state, _ = nonce_state(purpose, form.nonce.data)
+    if state == "used":
+        flash(
+            "That re-authorization was already done; its secret was shown only once. "
+            "If you did not copy it, re-authorize again.",
+            "info",
+        )
+        return redirect(url_for(".detail", device_id=device.id), code=303)
+    if state == "unknown" or not form.validate_on_submit():
+        flash("That form had expired, so nothing was changed. Confirm again to get a new secret.", "error")
+        return redirect(url_for(".confirm_authorize", device_id=device.id), code=303)
+    creds = devices.authorize_device(_actor(), device.id)
+    spend_nonce(form.nonce.data, device.id)
+    return _credentials_page(creds, reauthorized=True)

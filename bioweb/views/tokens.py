@@ -1,0 +1,77 @@
+"""Personal access tokens: create (shown once), list, revoke."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, url_for
+from flask_login import current_user, login_required
+from werkzeug.wrappers import Response
+
+from ..errors import InvalidInput
+from ..forms import PersonalTokenForm
+from ..models import User
+from ..services import tokens
+from . import apply_service_error, issue_nonce, nonce_state, one_time_response, spend_nonce
+
+bp = Blueprint("tokens", __name__, url_prefix="/tokens")
+
+NEW_PURPOSE = "token:new"
+
+
+@bp.before_request
+@login_required
+def _require_login() -> None:
+    """Every page here is a signed-in user's own."""
+
+
+def _actor() -> User:
+    return current_user._get_current_object()
+
+
+def _render_index(form: PersonalTokenForm, status: int = 200) -> tuple[str, int]:
+    return render_template(
+        "tokens/index.html", form=form, tokens=tokens.list_personal_tokens(_actor())
+    ), status
+
+
+@bp.get("")
+def index() -> tuple[str, int]:
+    form = PersonalTokenForm()
+    form.nonce.data = issue_nonce(NEW_PURPOSE)
+    return _render_index(form)
+
+
+@bp.post("")
+def create() -> Response | tuple[str, int]:
+    """Create a token and show it once; a resubmission goes back to the list. Commits via the service."""
+    form = PersonalTokenForm()
+    state, _ = nonce_state(NEW_PURPOSE, form.nonce.data)
+    if state == "used":
+        flash(
+            "That form was already sent and the token is in the list below. It was shown only once: "
+            "if you did not copy it, revoke it and create another.",
+            "info",
+        )
+        return redirect(url_for(".index"), code=303)
+    if state == "unknown":
+        form.nonce.data = issue_nonce(NEW_PURPOSE)
+        form.form_errors.append("This form had expired, so no token was created. Check it and send it again.")
+        return _render_index(form, 400)
+    if not form.validate_on_submit():
+        return _render_index(form, 400)
+    try:
+        token, plaintext = tokens.create_personal_token(
+            _actor(), form.name.data, " ".join(form.scopes.data), form.expiry_days()
+        )
+    except InvalidInput as error:
+        apply_service_error(form, error)
+        return _render_index(form, 400)
+    spend_nonce(form.nonce.data, token.id)
+    return one_time_response(render_template("tokens/created.html", token=token, plaintext=plaintext))
+
+
+@bp.post("/<int:token_id>/revoke")
+def revoke(token_id: int) -> Response:
+    """Revoke one of the user's tokens (idempotent); another user's is a 404. Commits via the service."""
+    token = tokens.revoke_personal_token(_actor(), token_id)
+    flash(f"The token “{token.name}” is revoked; anything using it is refused from now on.", "success")
+    return redirect(url_for(".index"), code=303)

@@ -1,0 +1,197 @@
+"""The whole dashboard journey in real headless Chromium against a gunicorn process:
+sign up, register an Apple Watch, use its secret at /token, reload (no secret), re-authorize
+(old secret refused), disable (the device's token refused). Screenshots of every page, at
+desktop and phone width, land in tests/screenshots/."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+import requests
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.helpers import CHROMIUM_ARGS, SCREENSHOTS
+
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 860}
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+class Journey:
+    """A page plus the problems it reported: console errors, CSP violations, failed requests."""
+
+    def __init__(self, page: Page, label: str):
+        self.page = page
+        self.label = label
+        self.problems: list[str] = []
+        page.on("console", self._console)
+        page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
+        page.on("response", self._response)
+
+    def _console(self, message) -> None:
+        # A page answered with 400 or 404 on purpose logs "Failed to load resource"; _response
+        # judges those. Anything else (a CSP refusal, a script error) is a problem.
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
+            self.problems.append(f"console: {message.text}")
+
+    def _response(self, response) -> None:
+        if response.request.resource_type != "document" and response.status >= 400:
+            self.problems.append(f"{response.status} for {response.url}")
+
+    def snap(self, name: str) -> None:
+        """Full-page screenshots at desktop and phone width."""
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=SCREENSHOTS / f"{self.label}-{name}.png", full_page=True)
+        self.page.set_viewport_size(PHONE)
+        self.page.screenshot(path=SCREENSHOTS / f"{self.label}-{name}-phone.png", full_page=True)
+        self.page.set_viewport_size(DESKTOP)
+
+
+def token_for(base: str, client_id: str, secret: str) -> requests.Response:
+    return requests.post(
+        f"{base}/token", auth=(client_id, secret), data={"grant_type": "client_credentials"}, timeout=10
+    )
+
+
+def test_dashboard_journey(live_server: str, browser: Browser, database_url: str) -> None:
+    label = "sqlite" if database_url.startswith("sqlite") else "pg"
+    context = browser.new_context(viewport=DESKTOP, base_url=live_server)
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server)
+    journey = Journey(context.new_page(), label)
+    page = journey.page
+
+    # Landing page, with the security headers.
+    response = page.goto("/")
+    assert response is not None and response.ok
+    csp = response.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    expect(page.get_by_role("heading", level=1)).to_contain_text("biometrics cloud")
+    journey.snap("01-landing")
+
+    # Sign up, first with a too-short password (the field says why), then properly.
+    page.get_by_role("link", name="Create an account").click()
+    page.get_by_label("Email address").fill("grace@example.com")
+    page.get_by_label("First name").fill("Grace")
+    page.get_by_label("Last name").fill("Hopper")
+    page.get_by_label("Password").fill("short")
+    page.get_by_role("button", name="Create account").click()
+    expect(page.locator(".error-summary")).to_contain_text("Use at least 12 characters")
+    journey.snap("02-signup-error")
+    page.get_by_label("Password").fill("a long and memorable passphrase")
+    page.get_by_role("button", name="Create account").click()
+    expect(page).to_have_url(f"{live_server}/devices")
+    expect(page.get_by_role("heading", name="No devices yet")).to_be_visible()
+    journey.snap("03-devices-empty")
+
+    # Register an Apple Watch: typing "Watch" suggests watches from the identifier table.
+    page.get_by_role("link", name="Register your first device").click()
+    code = page.get_by_label("Device code")
+    code.press_sequentially("Watch")
+    options = page.locator("#device-codes option")
+    expect(options.first).to_be_attached()
+    values = options.evaluate_all("nodes => nodes.map(n => n.value)")
+    assert values and all(v.startswith("Watch") for v in values), values
+    code.fill("Watch6,1")
+    expect(page.locator("#device-code-product")).to_contain_text("Apple Watch Series 6")
+    journey.snap("04-register")
+    with page.expect_response(lambda r: r.url.endswith("/devices/new") and r.request.method == "POST") as posted:
+        page.get_by_role("button", name="Register device").click()
+    headers = posted.value.headers
+    assert headers["cache-control"] == "no-store"
+    assert headers["referrer-policy"] == "no-referrer"
+    expect(page.get_by_role("alert")).to_contain_text("will not be shown again")
+    client_id = page.locator("#client-id").inner_text().strip()
+    secret = page.locator("#client-secret").inner_text().strip()
+    redirect_url = page.locator("#redirect-url").inner_text().strip()
+    assert re.fullmatch(r"[0-9a-f]{16}", client_id)
+    assert secret.startswith("bcs_") and len(secret) >= 47
+    assert redirect_url == f"{live_server}/appauth/code"
+    for cookie in context.cookies():
+        assert secret not in cookie["value"]
+    # The copy button puts the secret on the clipboard.
+    page.get_by_role("button", name="Copy client secret").click()
+    expect(page.locator("[data-copy-status]")).to_contain_text("copied")
+    assert page.evaluate("navigator.clipboard.readText()") == secret
+    journey.snap("05-credentials")
+
+    # The secret works at /token.
+    first = token_for(live_server, client_id, secret)
+    assert first.status_code == 200, first.text
+    assert first.json()["token_type"] == "Bearer"
+
+    # Reloading resubmits the form: it lands on the device page, with no secret and no second device.
+    page.reload()
+    expect(page).to_have_url(re.compile(r"/devices/\d+$"))
+    expect(page.locator(".flash")).to_contain_text("already sent")
+    assert secret not in page.content()
+    device_id = int(page.url.rsplit("/", 1)[1])
+    expect(page.get_by_text("Apple Watch Series 6")).not_to_have_count(0)
+    journey.snap("06-device-after-reload")
+    # Back to the credentials page: no secret comes back either.
+    page.goto("/devices")
+    expect(page.locator("table.devices tbody tr")).to_have_count(1)
+    journey.snap("07-devices-list")
+    page.go_back()
+    assert secret not in page.content()
+
+    # Re-authorize: a new secret; the old one is refused.
+    page.goto(f"/devices/{device_id}")
+    page.get_by_role("link", name="Re-authorize / new secret").click()
+    journey.snap("08-reauthorize-confirm")
+    page.get_by_role("button", name="Create a new secret").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("New secret for")
+    assert page.locator("#client-id").inner_text().strip() == client_id
+    new_secret = page.locator("#client-secret").inner_text().strip()
+    assert new_secret.startswith("bcs_") and new_secret != secret
+    journey.snap("09-reauthorized")
+    refused = token_for(live_server, client_id, secret)
+    assert refused.status_code == 401 and refused.json()["error"] == "invalid_client"
+    fresh = token_for(live_server, client_id, new_secret)
+    assert fresh.status_code == 200, fresh.text
+    device_token = fresh.json()["access_token"]
+    own = requests.get(
+        f"{live_server}/api/v1/device/{device_id}",
+        headers={"Authorization": f"Bearer {device_token}"},
+        timeout=10,
+    )
+    assert own.status_code == 200 and own.json()["client_id"] == client_id
+
+    # Disable, with a confirmation: the device's token is refused from then on.
+    page.get_by_role("link", name="I have saved it").click()
+    page.get_by_role("link", name="Disable").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Disable")
+    journey.snap("10-disable-confirm")
+    page.get_by_role("button", name="Yes, disable it").click()
+    expect(page.locator(".flash")).to_contain_text("is disabled")
+    expect(page.locator("h1 .badge")).to_have_text("Disabled")
+    journey.snap("11-device-disabled")
+    cut_off = requests.get(
+        f"{live_server}/api/v1/device/{device_id}",
+        headers={"Authorization": f"Bearer {device_token}"},
+        timeout=10,
+    )
+    assert cut_off.status_code == 401
+
+    # The other pages people meet: API tokens, change password, a 404 in the site's look.
+    page.get_by_role("link", name="API tokens").click()
+    journey.snap("12-tokens")
+    page.goto("/devices/999999")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Page not found")
+    journey.snap("13-not-found")
+    page.get_by_role("button", name="Log out").click()
+    expect(page.locator(".flash")).to_contain_text("logged out")
+    journey.snap("14-logged-out")
+
+    assert journey.problems == []
+    context.close()
