@@ -12,6 +12,7 @@ from typing import Any
 
 import requests
 from flask import Flask
+from flask.testing import FlaskClient
 
 from bioweb import create_app
 from bioweb.models import Device, User
@@ -263,3 +264,22 @@ def log_in(client: Any, email: str = "ada@example.com", password: str = PASSWORD
     response = client.post("/login", data={"email": email, "password": password})
     assert response.status_code == 303, response.text
     return response
+
+
+class IsolatedClient(FlaskClient):
+    """A test client whose every request gets its own app context, hence its own `g` and its own
+    database session, as in a real server.
+
+    The `app` fixture keeps one app context pushed for the whole test, and Flask reuses a pushed
+    context for requests: without this, `g` would carry Flask-Login's current user and
+    Flask-WTF's CSRF token from one request (and one client) to the next.
+    """
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        with self.application.app_context():
+            return super().open(*args, **kwargs)
+
+
+def isolate_requests(app: Flask) -> None:
+    """Make app.test_client() hand out IsolatedClient from now on."""
+    app.test_client_class = IsolatedClient

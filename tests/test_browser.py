@@ -185,13 +185,23 @@ def test_dashboard_journey(live_server: str, browser: Browser, database_url: str
 
     # The other pages people meet: API tokens, change password, a 404 in the site's look.
     page.get_by_role("link", name="API tokens").click()
-    journey.snap("12-tokens")
+    page.get_by_label("Name").fill("nightly export")
+    page.get_by_role("button", name="Create token").click()
+    expect(page.get_by_role("alert")).to_contain_text("will not be shown again")
+    pat = page.locator("#token-value").inner_text().strip()
+    assert pat.startswith("bcp_")
+    journey.snap("12-token-created")
+    listed = requests.get(f"{live_server}/api/v1/devices", headers={"Authorization": f"Bearer {pat}"}, timeout=10)
+    assert listed.status_code == 200 and listed.json()["count"] == 1
+    page.get_by_role("link", name="back to my tokens").click()
+    expect(page.locator(".token-list li")).to_have_count(1)
+    journey.snap("13-tokens")
     page.goto("/devices/999999")
     expect(page.get_by_role("heading", level=1)).to_have_text("Page not found")
-    journey.snap("13-not-found")
+    journey.snap("14-not-found")
     page.get_by_role("button", name="Log out").click()
     expect(page.locator(".flash")).to_contain_text("logged out")
-    journey.snap("14-logged-out")
+    journey.snap("15-logged-out")
 
     assert journey.problems == []
     context.close()
