@@ -53,6 +53,7 @@ def load(instance_path: str) -> dict[str, Any]:
         "SECRET_KEY": _secret_key(instance),
         "SQLALCHEMY_DATABASE_URI": normalize_database_url(database_url),
         "SQLALCHEMY_POOL_SIZE": int(env("BIOWEB_DB_POOL_SIZE", "5")),
+        "BIOWEB_PROXY_COUNT": int(env("BIOWEB_PROXY_COUNT", "0")),
         "BIOWEB_BASE_URL": env("BIOWEB_BASE_URL", "http://127.0.0.1:8000").rstrip("/"),
         "BIOWEB_TOKEN_EXPIRES_IN": int(env("BIOWEB_TOKEN_EXPIRES_IN", "3600")),
         "BIOWEB_REFRESH_TOKEN_EXPIRES_IN": int(

@@ -63,11 +63,11 @@ class DeviceForm(FlaskForm):
         field.data = entry.code
 
 
-class ListDevicesForm(FlaskForm):
-    """Query parameters of the device list."""
+class PageForm(FlaskForm):
+    """Query parameters of a keyset-paged list: id cursor, page size, order."""
 
     offset = IntegerField(
-        "offset", default=0, validators=[NumberRange(min=0, message="must be a device id, 0 or more.")]
+        "offset", default=0, validators=[NumberRange(min=0, message="must be an id, 0 or more.")]
     )
     limit = IntegerField(
         "limit", default=100, validators=[NumberRange(min=1, max=1000, message="must be from 1 to 1000.")]
@@ -75,6 +75,11 @@ class ListDevicesForm(FlaskForm):
     sort_order = StringField(
         "sort_order", default="asc", validators=[AnyOf(("asc", "desc"), message="must be asc or desc.")]
     )
+
+
+class ListDevicesForm(PageForm):
+    """Query parameters of the device list."""
+
     sort_field = StringField(
         "sort_field",
         default="id",
@@ -96,7 +101,7 @@ class DeviceRefForm(FlaskForm):
 
 # --- Dashboard forms (HTML pages only; the API does not bind these) ---------------------------------
 
-from wtforms import HiddenField, PasswordField, SelectField, SelectMultipleField  # noqa: E402
+from wtforms import HiddenField, PasswordField, SelectChoice, SelectField, SelectMultipleField  # noqa: E402
 from wtforms.validators import Email, InputRequired  # noqa: E402
 from wtforms.widgets import CheckboxInput, ListWidget  # noqa: E402
 
@@ -182,7 +187,13 @@ class MultiCheckboxField(SelectMultipleField):
     option_widget = CheckboxInput()
 
 
-EXPIRY_CHOICES = [("7", "7 days"), ("30", "30 days"), ("90", "90 days"), ("365", "1 year"), ("", "Never")]
+EXPIRY_CHOICES = [
+    SelectChoice("7", "7 days"),
+    SelectChoice("30", "30 days"),
+    SelectChoice("90", "90 days"),
+    SelectChoice("365", "1 year"),
+    SelectChoice("", "Never"),
+]
 
 
 class PersonalTokenForm(OnceForm):
@@ -198,8 +209,8 @@ class PersonalTokenForm(OnceForm):
     scopes = MultiCheckboxField(
         "Permissions",
         choices=[
-            ("devices:read", "devices:read — list and read your devices"),
-            ("devices:write", "devices:write — register, disable and re-authorize devices"),
+            SelectChoice("devices:read", "devices:read — list and read your devices"),
+            SelectChoice("devices:write", "devices:write — register, disable and re-authorize devices"),
         ],
         default=list(PAT_SCOPES),
         validators=[InputRequired(message="Choose at least one permission.")],

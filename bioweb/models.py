@@ -147,3 +147,39 @@ class Token(db.Model):
 
     def is_revoked(self) -> bool:
         return self.revoked_time is not None
+
+
+class EventKind(enum.StrEnum):
+    CREATED = "device.created"
+    CREDENTIALS_SHOWN = "device.credentials_shown"
+    REAUTHORIZED = "device.reauthorized"
+    DISABLED = "device.disabled"
+    TOKEN_ISSUED = "token.issued"  # aggregated per device and hour
+    AUTH_FAILED = "client_auth.failed"  # aggregated per device and hour
+
+
+class Event(db.Model):
+    """An append-only audit record of something that happened to a device.
+
+    Frequent kinds (token issued, failed client authentication) are aggregated: one row per
+    device, kind and hour (`bucket`), whose `count` grows, so a busy or attacked device
+    cannot flood the table. Other kinds have no bucket and one row each.
+    """
+
+    __tablename__ = "events"
+    __table_args__ = (
+        sa.Index("ix_events_device_id_id", "device_id", "id"),
+        sa.UniqueConstraint("device_id", "kind", "bucket", name="uq_events_device_kind_bucket"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[int] = mapped_column(sa.ForeignKey("devices.id"))
+    kind: Mapped[str] = mapped_column(sa.String(40))
+    time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Who acted: "user:<id>", "device:<id>", "operator" (CLI) or "anonymous".
+    actor: Mapped[str] = mapped_column(sa.String(40))
+    ip: Mapped[str | None] = mapped_column(sa.String(45))
+    request_id: Mapped[str | None] = mapped_column(sa.String(64))
+    bucket: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    count: Mapped[int] = mapped_column(default=1)
+    last_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

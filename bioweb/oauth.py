@@ -25,7 +25,8 @@ from flask import Blueprint, Flask, current_app, jsonify, json, request
 from .extensions import csrf, limiter
 from .models import Device, Token, TokenKind, User
 from .security import DUMMY_DIGEST, digest_matches
-from .services import devices, tokens
+from .origin import current_origin
+from .services import devices, events, tokens
 
 bp = Blueprint("oauth", __name__)
 
@@ -50,6 +51,8 @@ class DeviceClient(ClientMixin):
     def check_client_secret(self, client_secret: str) -> bool:
         known = self.device is not None
         matches = digest_matches(client_secret, self.device.client_secret_digest if known else DUMMY_DIGEST)
+        if known and not (matches and self.device.is_active):
+            events.record_failed_authentication(self.device, current_origin("anonymous"))
         return matches and known and self.device.is_active
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
@@ -99,7 +102,9 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
 
     def create_token_response(self):
         # Unlike Authlib's default, the contract issues a refresh token here (rotated on use).
-        return 200, tokens.issue_device_tokens(self.client.device), self.TOKEN_RESPONSE_HEADER
+        device = self.client.device
+        body = tokens.issue_device_tokens(device, current_origin(f"device:{device.id}"))
+        return 200, body, self.TOKEN_RESPONSE_HEADER
 
 
 class RefreshTokenGrant(grants.RefreshTokenGrant):
@@ -114,7 +119,10 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         return refresh_token.user
 
     def create_token_response(self):
-        body = tokens.rotate_refresh_token(self.client.device, self.request.refresh_token.row)
+        device = self.client.device
+        body = tokens.rotate_refresh_token(
+            device, self.request.refresh_token.row, current_origin(f"device:{device.id}")
+        )
         if body is None:
             raise InvalidGrantError("The refresh token is expired, revoked or already used.")
         return 200, body, self.TOKEN_RESPONSE_HEADER
@@ -201,6 +209,12 @@ def current_user_and_device() -> tuple[User, int | None]:
     """The acting user of this bearer request, and the device id if it is a device token."""
     row: Token = current_token.row
     return row.user, row.device_id
+
+
+def bearer_origin() -> events.Origin:
+    """The audit Origin of this bearer request: the user, or the device for a device token."""
+    row: Token = current_token.row
+    return current_origin(f"device:{row.device_id}" if row.device_id else f"user:{row.user_id}")
 
 
 def _client_key() -> str:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from flask import jsonify
 
 from ..errors import NotFound
-from ..forms import DeviceForm, DeviceRefForm, ListDevicesForm
-from ..oauth import current_user_and_device, require_oauth
-from ..services import devices
+from ..forms import DeviceForm, DeviceRefForm, ListDevicesForm, PageForm
+from ..oauth import bearer_origin, current_user_and_device, require_oauth
+from ..services import devices, events
 from ..services.tokens import DEVICE_SCOPE
 from . import bind_args, bind_json, bp, serializers
 
@@ -29,7 +29,7 @@ def create_device():
     form = bind_json(DeviceForm)
     actor, _ = current_user_and_device()
     creds = devices.create_device(
-        actor, form.manufacturer.data, form.device_code.data, bool(form.is_test_mode.data)
+        actor, form.manufacturer.data, form.device_code.data, bool(form.is_test_mode.data), bearer_origin()
     )
     return _credentials_response(creds)
 
@@ -69,7 +69,7 @@ def get_device(device_id: int):
 @require_oauth("devices:write")
 def disable_device(device_id: int):
     actor, _ = current_user_and_device()
-    devices.disable_device(actor, device_id)
+    devices.disable_device(actor, device_id, bearer_origin())
     return _no_content()
 
 
@@ -78,7 +78,7 @@ def disable_device(device_id: int):
 def disable_device_by_query():
     device_id = bind_args(DeviceRefForm).device_id.data
     actor, _ = current_user_and_device()
-    devices.disable_device(actor, device_id)
+    devices.disable_device(actor, device_id, bearer_origin())
     return _no_content()
 
 
@@ -87,4 +87,20 @@ def disable_device_by_query():
 def authorize_device():
     device_id = bind_json(DeviceRefForm).device_id.data
     actor, _ = current_user_and_device()
-    return _credentials_response(devices.authorize_device(actor, device_id))
+    return _credentials_response(devices.authorize_device(actor, device_id, bearer_origin()))
+
+
+@bp.get("/device/<int:device_id>/events")
+@bp.get("/devices/<int:device_id>/events")
+@require_oauth("devices:read")
+def list_device_events(device_id: int):
+    args = bind_args(PageForm)
+    actor, _ = current_user_and_device()
+    page = events.list_events(
+        actor, device_id, offset=args.offset.data, limit=args.limit.data, sort_order=args.sort_order.data
+    )
+    return jsonify(
+        next_id=page.next_id,
+        count=page.count,
+        results=[serializers.event(e) for e in page.results],
+    )

@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import current_app
 
-from ..models import Device
+from ..models import Device, Event
 from ..services.devices import Credentials
 
 
@@ -62,4 +62,18 @@ def credentials(creds: Credentials) -> dict[str, Any]:
         "oauth2_client_id": creds.device.client_id,
         "oauth2_client_secret": creds.client_secret,
         "oauth2_redirect_url": redirect_url(),
+    }
+
+
+def event(item: Event) -> dict[str, Any]:
+    """One audit event; aggregated kinds carry how many times and when last in `count`/`last_time`."""
+    return {
+        "id": item.id,
+        "kind": item.kind,
+        "time": rfc3339(item.time),
+        "last_time": rfc3339(item.last_time),
+        "count": item.count,
+        "actor": item.actor,
+        "ip": item.ip,
+        "request_id": item.request_id,
     }

@@ -11,9 +11,10 @@ from sqlalchemy.exc import IntegrityError
 from .. import devicecodes
 from ..errors import InvalidInput, NotFound
 from ..extensions import db
-from ..models import Device, DeviceState, User, utcnow
+from ..models import Device, DeviceState, EventKind, User, utcnow
 from ..security import SECRET_PREFIX, digest, new_client_id, new_secret
-from . import tokens
+from . import events, tokens
+from .events import Origin
 
 SORT_FIELDS = (
     "id",
@@ -43,7 +44,7 @@ class Page:
 
 
 def create_device(
-    actor: User, manufacturer: str, code: str, is_test_mode: bool = False
+    actor: User, manufacturer: str, code: str, is_test_mode: bool = False, origin: Origin | None = None
 ) -> Credentials:
     """Register a device for `actor` with fresh client credentials.
 
@@ -77,6 +78,9 @@ def create_device(
             sa.update(User).where(User.id == actor.id).values(device_count=User.device_count + 1)
         )
         try:
+            db.session.flush()
+            events.add(device.id, EventKind.CREATED, origin)
+            events.add(device.id, EventKind.CREDENTIALS_SHOWN, origin)
             db.session.commit()
         except IntegrityError:
             db.session.rollback()
@@ -128,7 +132,7 @@ def list_devices(
     return Page(results, count, results[-1].id if results else None)
 
 
-def disable_device(actor: User, device_id: int) -> Device:
+def disable_device(actor: User, device_id: int, origin: Origin | None = None) -> Device:
     """Disable the device now: its credentials and every token it holds stop working.
 
     Idempotent. Raises NotFound. Commits.
@@ -138,12 +142,13 @@ def disable_device(actor: User, device_id: int) -> Device:
     if device.state != DeviceState.DISABLED:
         device.state = DeviceState.DISABLED
         device.modified_time = now
+        events.add(device.id, EventKind.DISABLED, origin)
     tokens.revoke_all_device_tokens(device.id, now)
     db.session.commit()
     return device
 
 
-def authorize_device(actor: User, device_id: int) -> Credentials:
+def authorize_device(actor: User, device_id: int, origin: Origin | None = None) -> Credentials:
     """Re-authorize: the device is active again with a new client secret (same client id).
 
     The old secret and every token issued before stop working. Raises NotFound. Commits.
@@ -155,6 +160,8 @@ def authorize_device(actor: User, device_id: int) -> Credentials:
     device.state = DeviceState.ACTIVE
     device.modified_time = now
     tokens.revoke_all_device_tokens(device.id, now)
+    events.add(device.id, EventKind.REAUTHORIZED, origin)
+    events.add(device.id, EventKind.CREDENTIALS_SHOWN, origin)
     db.session.commit()
     return Credentials(device, secret)
 

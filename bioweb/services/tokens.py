@@ -15,7 +15,9 @@ from sqlalchemy.orm import joinedload
 
 from ..errors import InvalidInput, NotFound
 from ..extensions import db
-from ..models import Device, DeviceState, Token, TokenKind, User, utcnow
+from ..models import Device, DeviceState, EventKind, Token, TokenKind, User, utcnow
+from . import events
+from .events import Origin
 from ..security import ACCESS_PREFIX, PAT_PREFIX, REFRESH_PREFIX, digest, new_secret
 
 PAT_SCOPES = ("devices:read", "devices:write")
@@ -138,8 +140,9 @@ def _touch_device(device_id: int, now: datetime) -> None:
     )
 
 
-def _token_response(device: Device, family: str) -> dict[str, object]:
-    """Mint an access and a refresh token for `device` in `family`; add their rows (no commit)."""
+def _token_response(device: Device, family: str, origin: Origin | None) -> dict[str, object]:
+    """Mint an access and a refresh token for `device` in `family`; add their rows and an
+    aggregated audit event (no commit)."""
     config = current_app.config
     now = utcnow()
     access, refresh = new_secret(ACCESS_PREFIX), new_secret(REFRESH_PREFIX)
@@ -168,6 +171,7 @@ def _token_response(device: Device, family: str) -> dict[str, object]:
         ]
     )
     _touch_device(device.id, now)
+    events.add_aggregated(device.id, EventKind.TOKEN_ISSUED, origin)
     return {
         "access_token": access,
         "token_type": "Bearer",
@@ -180,13 +184,13 @@ def _token_response(device: Device, family: str) -> dict[str, object]:
     }
 
 
-def issue_device_tokens(device: Device) -> dict[str, object]:
+def issue_device_tokens(device: Device, origin: Origin | None = None) -> dict[str, object]:
     """Client-credentials grant: a new token family for an authenticated, active device.
 
     Revokes the device's refresh families beyond the newest MAX_REFRESH_FAMILIES, so a
     device that asks again and again cannot pile up live tokens. Commits.
     """
-    response = _token_response(device, uuid.uuid4().hex)
+    response = _token_response(device, uuid.uuid4().hex, origin)
     db.session.flush()
     keep = (
         sa.select(Token.id)
@@ -213,7 +217,7 @@ def find_refresh_token(device: Device, plaintext: str) -> Token | None:
     return token
 
 
-def rotate_refresh_token(device: Device, token: Token) -> dict[str, object] | None:
+def rotate_refresh_token(device: Device, token: Token, origin: Origin | None = None) -> dict[str, object] | None:
     """Refresh grant with rotation: spend `token` and issue a new pair in the same family.
 
     The spend is a conditional UPDATE, so of two concurrent refreshes exactly one wins.
@@ -232,7 +236,7 @@ def rotate_refresh_token(device: Device, token: Token) -> dict[str, object] | No
         revoke_family(token.family, now)
         db.session.commit()
         return None
-    response = _token_response(device, token.family or uuid.uuid4().hex)
+    response = _token_response(device, token.family or uuid.uuid4().hex, origin)
     db.session.commit()
     return response
 
