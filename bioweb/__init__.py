@@ -18,7 +18,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
-    """Build the app: config -> extensions -> oauth -> errors -> blueprints -> cli."""
+    """Build the app: config -> extensions -> request context -> oauth -> errors -> blueprints -> cli."""
     app = Flask(
         __name__,
         instance_relative_config=True,
@@ -33,6 +33,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
                 config["SQLALCHEMY_DATABASE_URI"]
             )
     register_extensions(app)
+    register_request_context(app)
     register_oauth(app)
     register_error_handlers(app)
     register_blueprints(app)
@@ -56,6 +57,12 @@ def register_extensions(app: Flask) -> None:
     limiter.init_app(app)
 
 
+def register_request_context(app: Flask) -> None:
+    from . import origin
+
+    origin.init_app(app)
+
+
 def register_oauth(app: Flask) -> None:
     from . import oauth
 
@@ -67,6 +74,10 @@ def register_blueprints(app: Flask) -> None:
 
     csrf.exempt(api_bp)  # bearer tokens, no cookies: CSRF does not apply
     app.register_blueprint(api_bp)
+
+    from . import views
+
+    views.init_app(app)  # dashboard pages, their template helpers, security headers on every response
 
     @app.get("/healthz")
     def healthz():
