@@ -22,6 +22,9 @@ test: install  ## the whole suite, on SQLite and (when reachable) PostgreSQL
 bench: install  ## throughput, scale and memory benchmarks (not tests)
 	$(PY) bench/run.py
 
+soak: install  ## 32 clients on a mixed workload for 10 minutes (not part of make test)
+	$(PY) bench/soak.py
+
 lint: install
 	$(VENV)/bin/ruff check bioweb tests bench app.py
 	$(VENV)/bin/ruff format --check bioweb tests bench app.py
