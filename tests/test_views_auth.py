@@ -55,7 +55,7 @@ def test_security_headers_on_every_response(client, path):
 def test_pages_carry_no_inline_script_or_style(client, app):
     make_user()
     log_in(client)
-    for path in ["/", "/devices", "/devices/new", "/tokens", "/account/password", "/nope"]:
+    for path in ["/", "/devices", "/devices/new", "/api-tokens", "/account/password", "/nope"]:
         html = client.get(path).text
         assert "<script>" not in html and " style=" not in html and "<style" not in html, path
         assert "onclick=" not in html and "onsubmit=" not in html, path
@@ -166,12 +166,12 @@ def test_login_page_says_when_fields_are_empty(client):
 
 def test_login_required_pages_send_people_to_log_in_and_back(client):
     make_user()
-    response = client.get("/tokens")
-    assert response.status_code == 302 and response.headers["Location"] == "/login?next=%2Ftokens"
+    response = client.get("/api-tokens")
+    assert response.status_code == 302 and response.headers["Location"] == "/login?next=%2Fapi-tokens"
     login_page = client.get(response.headers["Location"])
-    assert 'action="/login?next=/tokens"' in login_page.text
-    back = client.post("/login?next=%2Ftokens", data={"email": "ada@example.com", "password": PASSWORD})
-    assert back.status_code == 303 and back.headers["Location"] == "/tokens"
+    assert 'action="/login?next=/api-tokens"' in login_page.text
+    back = client.post("/login?next=%2Fapi-tokens", data={"email": "ada@example.com", "password": PASSWORD})
+    assert back.status_code == 303 and back.headers["Location"] == "/api-tokens"
 
 
 @pytest.mark.parametrize(
