@@ -81,3 +81,4 @@ def bind_args(form_class: type[F]) -> F:
 
 
 from . import devices  # noqa: E402,F401  (routes register on bp)
+from . import openapi  # noqa: E402,F401  (/api/v1/openapi.json and the /api/docs page)

@@ -1,0 +1,601 @@
+"""The OpenAPI 3.1 description of /api/v1 and the OAuth endpoints, served at /api/v1/openapi.json,
+and the reference page that renders it at /api/docs (static/docs/, no CDN, no inline script).
+
+The document is written by hand from the contract (shared/spec/contract.md) and kept true by
+tests/test_openapi.py (it validates as OpenAPI, names every route, and real responses match its
+schemas) and tests/test_fuzz.py (schemathesis against a live server).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, current_app, jsonify, send_from_directory
+
+from ..models import EventKind
+from ..services.devices import SORT_FIELDS
+from . import bp
+
+# Ids are PostgreSQL INTEGER columns.
+MAX_ID = 2**31 - 1
+
+JSON = "application/json"
+FORM = "application/x-www-form-urlencoded"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {JSON: {"schema": schema}}}
+
+
+def _api_error(description: str) -> dict[str, Any]:
+    return _json(_ref("Error"), description)
+
+
+def _oauth_error(description: str) -> dict[str, Any]:
+    return _json(_ref("OAuthError"), description)
+
+
+# Errors every bearer-protected operation can answer.
+BEARER_ERRORS = {
+    "401": {"$ref": "#/components/responses/Unauthorized"},
+    "403": {"$ref": "#/components/responses/Forbidden"},
+    "405": {"$ref": "#/components/responses/MethodNotAllowed"},
+    "503": {"$ref": "#/components/responses/Unavailable"},
+}
+# Errors of an operation that reads a JSON body.
+BODY_ERRORS = {
+    "400": {"$ref": "#/components/responses/BadRequest"},
+    "413": {"$ref": "#/components/responses/TooLarge"},
+    "415": {"$ref": "#/components/responses/UnsupportedMediaType"},
+}
+# Errors of an OAuth endpoint (RFC 6749 section 5.2 and the app's own).
+OAUTH_ERRORS = {
+    "400": _oauth_error("Bad request (RFC 6749 section 5.2: invalid_request, invalid_grant, ...)."),
+    "401": _oauth_error("Client authentication failed (invalid_client), with WWW-Authenticate."),
+    "405": {"$ref": "#/components/responses/MethodNotAllowed"},
+    "413": {"$ref": "#/components/responses/TooLarge"},
+    "429": {"$ref": "#/components/responses/TooManyRequests"},
+    "503": {"$ref": "#/components/responses/Unavailable"},
+}
+
+TIME = {"type": "string", "format": "date-time", "description": "RFC 3339 with a UTC offset."}
+ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+
+DEVICE_ID_PATH = {
+    "name": "device_id",
+    "in": "path",
+    "required": True,
+    "description": "The id of one of your devices.",
+    "schema": {"type": "integer", "minimum": 0, "maximum": MAX_ID},
+}
+
+PAGE_PARAMETERS = [
+    {
+        "name": "offset",
+        "in": "query",
+        "description": "An id cursor: records after the one with this id in the requested order (0: from the start).",
+        "schema": {"type": "integer", "minimum": 0, "maximum": MAX_ID, "default": 0},
+    },
+    {
+        "name": "limit",
+        "in": "query",
+        "description": "Page size.",
+        "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+    },
+    {
+        "name": "sort_order",
+        "in": "query",
+        "schema": {"type": "string", "enum": ["asc", "desc"], "default": "asc"},
+    },
+]
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "description": "The one error shape of /api/v1 (RFC 6749/6750 vocabulary).",
+        "required": ["error", "error_description"],
+        "properties": {
+            "error": {"type": "string", "pattern": "^[a-z_]+$"},
+            "error_description": {"type": "string"},
+            "fields": {
+                "type": "object",
+                "description": "Validation errors: the messages of each bad field or parameter.",
+                "additionalProperties": {"type": "array", "items": {"type": "string"}},
+            },
+        },
+        "additionalProperties": False,
+    },
+    "OAuthError": {
+        "type": "object",
+        "description": "An RFC 6749 section 5.2 error.",
+        "required": ["error"],
+        "properties": {
+            "error": {"type": "string", "pattern": "^[a-z_]+$"},
+            "error_description": {"type": "string"},
+            "error_uri": {"type": "string"},
+            "fields": {"type": "object"},
+        },
+        "additionalProperties": False,
+    },
+    "DeviceCreate": {
+        "type": "object",
+        "required": ["manufacturer", "device_code"],
+        "properties": {
+            "manufacturer": {
+                "type": "string",
+                "maxLength": 40,
+                "description": "Apple is the available option (matched case-insensitively).",
+                "examples": ["Apple"],
+            },
+            "device_code": {
+                "type": "string",
+                "maxLength": 40,
+                "description": "An Apple model identifier; product_name comes from it.",
+                "examples": ["iPhone1,1", "Watch1,1"],
+            },
+            "is_test_mode": {"type": "boolean", "default": False},
+        },
+        "additionalProperties": False,
+    },
+    "DeviceRef": {
+        "type": "object",
+        "required": ["device_id"],
+        "properties": {"device_id": ID},
+        "additionalProperties": False,
+    },
+    "Credentials": {
+        "type": "object",
+        "description": "The one time the client secret is shown (Cache-Control: no-store).",
+        "required": ["id", "uuid", "oauth2_client_id", "oauth2_client_secret", "oauth2_redirect_url"],
+        "properties": {
+            "id": ID,
+            "uuid": {"type": "string", "format": "uuid"},
+            "oauth2_client_id": {"type": "string", "minLength": 1},
+            "oauth2_client_secret": {"type": "string", "pattern": "^bcs_"},
+            "oauth2_redirect_url": {"type": "string", "format": "uri"},
+        },
+        "additionalProperties": False,
+    },
+    "DeviceSummary": {
+        "type": "object",
+        "required": [
+            "id", "uuid", "manufacturer", "code", "product_name", "is_test_mode", "state",
+            "created_time", "modified_time", "last_active_time",
+        ],
+        "properties": {
+            "id": ID,
+            "uuid": {"type": "string", "format": "uuid"},
+            "manufacturer": {"type": "string"},
+            "code": {"type": "string"},
+            "product_name": {"type": "string"},
+            "is_test_mode": {"type": "boolean"},
+            "state": {"type": "integer", "enum": [1, 2], "description": "1 active, 2 disabled."},
+            "created_time": TIME,
+            "modified_time": TIME,
+            "last_active_time": TIME,
+        },
+        "additionalProperties": False,
+    },
+    "DeviceDetail": {
+        "type": "object",
+        "required": [
+            "id", "uuid", "tenant_id", "manufacturer", "code", "product_name", "is_test_mode",
+            "state", "user_id", "client_id", "created_time", "modified_time", "last_active_time",
+        ],
+        "properties": {
+            "id": ID,
+            "uuid": {"type": "string", "format": "uuid"},
+            "tenant_id": ID,
+            "manufacturer": {"type": "string"},
+            "code": {"type": "string"},
+            "product_name": {"type": "string"},
+            "is_test_mode": {"type": "boolean"},
+            "state": {"type": "integer", "enum": [1, 2], "description": "1 active, 2 disabled."},
+            "user_id": ID,
+            "client_id": {"type": "string"},
+            "created_time": TIME,
+            "modified_time": TIME,
+            "last_active_time": TIME,
+        },
+        "additionalProperties": False,
+    },
+    "DeviceList": {
+        "type": "object",
+        "required": ["next_id", "count", "results"],
+        "properties": {
+            "next_id": {"type": ["integer", "null"], "description": "Pass back as offset; null on an empty page."},
+            "count": {"type": "integer", "minimum": 0},
+            "results": {"type": "array", "items": _ref("DeviceSummary")},
+        },
+        "additionalProperties": False,
+    },
+    "Event": {
+        "type": "object",
+        "required": ["id", "kind", "time", "last_time", "count", "actor", "ip", "request_id"],
+        "properties": {
+            "id": ID,
+            "kind": {"type": "string", "enum": [kind.value for kind in EventKind]},
+            "time": TIME,
+            "last_time": TIME,
+            "count": {"type": "integer", "minimum": 1},
+            "actor": {"type": "string"},
+            "ip": {"type": ["string", "null"]},
+            "request_id": {"type": ["string", "null"]},
+        },
+        "additionalProperties": False,
+    },
+    "EventList": {
+        "type": "object",
+        "required": ["next_id", "count", "results"],
+        "properties": {
+            "next_id": {"type": ["integer", "null"]},
+            "count": {"type": "integer", "minimum": 0},
+            "results": {"type": "array", "items": _ref("Event")},
+        },
+        "additionalProperties": False,
+    },
+    "TokenRequest": {
+        "type": "object",
+        "required": ["grant_type"],
+        "properties": {
+            "grant_type": {"type": "string", "enum": ["client_credentials", "refresh_token"]},
+            "refresh_token": {"type": "string", "description": "For grant_type=refresh_token."},
+            "scope": {"type": "string"},
+            "client_id": {"type": "string", "description": "client_secret_post (or use HTTP Basic)."},
+            "client_secret": {"type": "string"},
+        },
+    },
+    "TokenResponse": {
+        "type": "object",
+        "required": [
+            "access_token", "token_type", "expires_in", "refresh_token", "scope", "device_id",
+            "user_id", "tenant_id",
+        ],
+        "properties": {
+            "access_token": {"type": "string", "pattern": "^bcd_"},
+            "token_type": {"const": "Bearer"},
+            "expires_in": {"type": "integer", "minimum": 1},
+            "refresh_token": {"type": "string", "pattern": "^bcr_"},
+            "scope": {"const": "device"},
+            "device_id": ID,
+            "user_id": ID,
+            "tenant_id": ID,
+        },
+        "additionalProperties": False,
+    },
+    "TokenActionRequest": {
+        "type": "object",
+        "required": ["token"],
+        "properties": {
+            "token": {"type": "string"},
+            "token_type_hint": {"type": "string", "enum": ["access_token", "refresh_token"]},
+            "client_id": {"type": "string"},
+            "client_secret": {"type": "string"},
+        },
+    },
+    "Introspection": {
+        "type": "object",
+        "required": ["active"],
+        "properties": {
+            "active": {"type": "boolean"},
+            "scope": {"type": "string"},
+            "client_id": {"type": "string"},
+            "token_type": {"type": "string", "enum": ["Bearer", "refresh_token"]},
+            "exp": {"type": ["integer", "null"]},
+            "iat": {"type": "integer"},
+            "sub": {"type": "string"},
+            "device_id": ID,
+            "user_id": ID,
+            "tenant_id": ID,
+        },
+        "additionalProperties": False,
+    },
+    "Metadata": {
+        "type": "object",
+        "description": "RFC 8414 authorization server metadata.",
+        "required": ["issuer", "token_endpoint", "grant_types_supported", "token_endpoint_auth_methods_supported"],
+        "properties": {
+            "issuer": {"type": "string", "format": "uri"},
+            "token_endpoint": {"type": "string", "format": "uri"},
+            "revocation_endpoint": {"type": "string", "format": "uri"},
+            "introspection_endpoint": {"type": "string", "format": "uri"},
+            "grant_types_supported": {"type": "array", "items": {"type": "string"}},
+            "response_types_supported": {"type": "array", "items": {"type": "string"}},
+            "scopes_supported": {"type": "array", "items": {"type": "string"}},
+            "token_endpoint_auth_methods_supported": {"type": "array", "items": {"type": "string"}},
+            "revocation_endpoint_auth_methods_supported": {"type": "array", "items": {"type": "string"}},
+            "introspection_endpoint_auth_methods_supported": {"type": "array", "items": {"type": "string"}},
+            "service_documentation": {"type": "string", "format": "uri"},
+        },
+    },
+    "Health": {
+        "type": "object",
+        "required": ["status"],
+        "properties": {"status": {"const": "ok"}},
+        "additionalProperties": False,
+    },
+}
+
+RESPONSES: dict[str, Any] = {
+    "BadRequest": _api_error("Invalid input; `fields` names each bad field or parameter."),
+    "Unauthorized": _api_error(
+        'Missing, unknown, expired or revoked token; WWW-Authenticate: Bearer error="invalid_token".'
+    ),
+    "Forbidden": _api_error('The token lacks the scope; WWW-Authenticate: Bearer error="insufficient_scope".'),
+    "NotFound": _api_error("No such device of yours (another user's device looks the same)."),
+    "MethodNotAllowed": _api_error("Wrong method; the Allow header lists the right ones."),
+    "TooLarge": _api_error("The request body is too large."),
+    "UnsupportedMediaType": _api_error("Send the body as JSON (Content-Type: application/json)."),
+    "TooManyRequests": _api_error("Rate limited; Retry-After says when to try again."),
+    "Unavailable": _api_error("The database is not answering; Retry-After says when to try again."),
+}
+
+BEARER = [{"bearer": []}]
+CLIENT = [{"clientBasic": []}, {}]  # HTTP Basic, or client_id/client_secret in the form (no scheme)
+
+
+def _device_by_id(alias: bool) -> dict[str, Any]:
+    suffix = " (alias of /api/v1/device/{device_id})" if alias else ""
+    return {
+        "parameters": [DEVICE_ID_PATH],
+        "get": {
+            "operationId": "get_device_alias" if alias else "get_device",
+            "tags": ["devices"],
+            "summary": "Retrieve a device" + suffix,
+            "description": "PAT with devices:read, or the device's own token (scope `device`).",
+            "security": BEARER,
+            "responses": {
+                "200": _json(_ref("DeviceDetail"), "The device."),
+                "404": {"$ref": "#/components/responses/NotFound"},
+                **BEARER_ERRORS,
+            },
+        },
+        "delete": {
+            "operationId": "disable_device_alias" if alias else "disable_device",
+            "tags": ["devices"],
+            "summary": "Disable a device" + suffix,
+            "description": "Idempotent. Its credentials and every token it holds stop working at once.",
+            "security": BEARER,
+            "responses": {
+                "204": {"description": "Disabled."},
+                "404": {"$ref": "#/components/responses/NotFound"},
+                **BEARER_ERRORS,
+            },
+        },
+    }
+
+
+def _device_events(alias: bool) -> dict[str, Any]:
+    return {
+        "parameters": [DEVICE_ID_PATH],
+        "get": {
+            "operationId": "list_device_events_alias" if alias else "list_device_events",
+            "tags": ["devices"],
+            "summary": "The audit trail of a device",
+            "security": BEARER,
+            "parameters": PAGE_PARAMETERS,
+            "responses": {
+                "200": _json(_ref("EventList"), "One keyset page of events, by id."),
+                "400": {"$ref": "#/components/responses/BadRequest"},
+                "404": {"$ref": "#/components/responses/NotFound"},
+                **BEARER_ERRORS,
+            },
+        },
+    }
+
+
+def document(base_url: str) -> dict[str, Any]:
+    """The OpenAPI 3.1 document, with `base_url` as its server."""
+    credentials_response = _json(_ref("Credentials"), "The device's client credentials (shown once).")
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "bioweb",
+            "version": "1",
+            "summary": "Device registry and OAuth 2.0 authorization server of a biometrics cloud.",
+            "description": (
+                "Every error under /api/v1 is JSON: "
+                '{"error": code, "error_description": sentence, "fields": {...}} '
+                "(fields for validation errors only). Ids are integers from 1 to 2147483647."
+            ),
+        },
+        "servers": [{"url": base_url}],
+        "tags": [
+            {"name": "devices", "description": "The published device endpoints (bearer token)."},
+            {"name": "oauth", "description": "OAuth 2.0 for devices: RFC 6749, 7009, 7662, 8414."},
+            {"name": "service", "description": "Health and this document."},
+        ],
+        "paths": {
+            "/api/v1/devices": {
+                "post": {
+                    "operationId": "create_device",
+                    "tags": ["devices"],
+                    "summary": "Register a device",
+                    "description": "PAT with devices:write. The response is the one time the secret is shown.",
+                    "security": BEARER,
+                    "requestBody": {"required": True, "content": {JSON: {"schema": _ref("DeviceCreate")}}},
+                    "responses": {"200": credentials_response, **BODY_ERRORS, **BEARER_ERRORS},
+                },
+                "get": {
+                    "operationId": "list_devices",
+                    "tags": ["devices"],
+                    "summary": "List your devices",
+                    "description": "PAT with devices:read. Keyset pages: pass next_id back as offset.",
+                    "security": BEARER,
+                    "parameters": [
+                        *PAGE_PARAMETERS,
+                        {
+                            "name": "sort_field",
+                            "in": "query",
+                            "schema": {"type": "string", "enum": list(SORT_FIELDS), "default": "id"},
+                        },
+                    ],
+                    "responses": {
+                        "200": _json(_ref("DeviceList"), "One page of devices."),
+                        "400": {"$ref": "#/components/responses/BadRequest"},
+                        **BEARER_ERRORS,
+                    },
+                },
+            },
+            "/api/v1/device/{device_id}": _device_by_id(alias=False),
+            "/api/v1/devices/{device_id}": _device_by_id(alias=True),
+            "/api/v1/device/{device_id}/events": _device_events(alias=False),
+            "/api/v1/devices/{device_id}/events": _device_events(alias=True),
+            "/api/v1/data-submission/device-authorize": {
+                "post": {
+                    "operationId": "authorize_device",
+                    "tags": ["devices"],
+                    "summary": "Re-authorize a device",
+                    "description": (
+                        "PAT with devices:write. The device is active again with a new secret and the "
+                        "same client id; the old secret and every older token stay dead."
+                    ),
+                    "security": BEARER,
+                    "requestBody": {"required": True, "content": {JSON: {"schema": _ref("DeviceRef")}}},
+                    "responses": {
+                        "200": credentials_response,
+                        "404": {"$ref": "#/components/responses/NotFound"},
+                        **BODY_ERRORS,
+                        **BEARER_ERRORS,
+                    },
+                },
+                "delete": {
+                    "operationId": "disable_device_by_query",
+                    "tags": ["devices"],
+                    "summary": "Disable a device (by query parameter)",
+                    "security": BEARER,
+                    "parameters": [
+                        {"name": "device_id", "in": "query", "required": True, "schema": ID},
+                    ],
+                    "responses": {
+                        "204": {"description": "Disabled."},
+                        "400": {"$ref": "#/components/responses/BadRequest"},
+                        "404": {"$ref": "#/components/responses/NotFound"},
+                        **BEARER_ERRORS,
+                    },
+                },
+            },
+            "/api/v1/openapi.json": {
+                "get": {
+                    "operationId": "openapi_document",
+                    "tags": ["service"],
+                    "summary": "This document",
+                    "security": [],
+                    "responses": {
+                        "200": _json({"type": "object"}, "The OpenAPI 3.1 document."),
+                        "405": {"$ref": "#/components/responses/MethodNotAllowed"},
+                    },
+                },
+            },
+            "/token": {
+                "post": {
+                    "operationId": "issue_token",
+                    "tags": ["oauth"],
+                    "summary": "Token endpoint (RFC 6749): client credentials and refresh (rotating)",
+                    "security": CLIENT,
+                    "requestBody": {"required": True, "content": {FORM: {"schema": _ref("TokenRequest")}}},
+                    "responses": {
+                        "200": _json(_ref("TokenResponse"), "An access token and a refresh token."),
+                        **OAUTH_ERRORS,
+                    },
+                },
+            },
+            "/token/revoke": {
+                "post": {
+                    "operationId": "revoke_token",
+                    "tags": ["oauth"],
+                    "summary": "Revocation (RFC 7009); a refresh token takes its family with it",
+                    "security": CLIENT,
+                    "requestBody": {
+                        "required": True,
+                        "content": {FORM: {"schema": _ref("TokenActionRequest")}},
+                    },
+                    "responses": {
+                        "200": _json({"type": "object"}, "Revoked, or the token was unknown (RFC 7009)."),
+                        **OAUTH_ERRORS,
+                    },
+                },
+            },
+            "/token/introspect": {
+                "post": {
+                    "operationId": "introspect_token",
+                    "tags": ["oauth"],
+                    "summary": "Introspection (RFC 7662) of the device's own tokens",
+                    "security": CLIENT,
+                    "requestBody": {
+                        "required": True,
+                        "content": {FORM: {"schema": _ref("TokenActionRequest")}},
+                    },
+                    "responses": {
+                        "200": _json(_ref("Introspection"), "Whether the token is active, and about it."),
+                        **OAUTH_ERRORS,
+                    },
+                },
+            },
+            "/.well-known/oauth-authorization-server": {
+                "get": {
+                    "operationId": "oauth_metadata",
+                    "tags": ["oauth"],
+                    "summary": "Authorization server metadata (RFC 8414)",
+                    "security": [],
+                    "responses": {
+                        "200": _json(_ref("Metadata"), "The metadata."),
+                        "405": {"$ref": "#/components/responses/MethodNotAllowed"},
+                    },
+                },
+            },
+            "/healthz": {
+                "get": {
+                    "operationId": "healthz",
+                    "tags": ["service"],
+                    "summary": "Health: does the database answer?",
+                    "security": [],
+                    "responses": {
+                        "200": _json(_ref("Health"), "Healthy."),
+                        "405": {"$ref": "#/components/responses/MethodNotAllowed"},
+                        "503": {"$ref": "#/components/responses/Unavailable"},
+                    },
+                },
+            },
+        },
+        "components": {
+            "schemas": SCHEMAS,
+            "responses": RESPONSES,
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A personal access token (bcp_...) or a device access token (bcd_...).",
+                },
+                "clientBasic": {
+                    "type": "http",
+                    "scheme": "basic",
+                    "description": "The device's client_id and client_secret (client_secret_basic).",
+                },
+            },
+        },
+    }
+
+
+@bp.get("/openapi.json")
+def openapi_document():
+    return jsonify(document(current_app.config["BIOWEB_BASE_URL"]))
+
+
+def api_docs():
+    """The reference page: static HTML whose script fetches /api/v1/openapi.json and renders it."""
+    return send_from_directory(current_app.static_folder, "docs/index.html", max_age=0)
+
+
+def _register_docs_page(state) -> None:
+    # /api/docs lies outside the blueprint's /api/v1 prefix, so it is an app rule, added when
+    # the API blueprint is registered (Blueprint.record_once), wherever that is.
+    app: Flask = state.app
+    app.add_url_rule("/api/docs", endpoint="api_docs", view_func=api_docs, methods=["GET"])
+
+
+bp.record_once(_register_docs_page)
