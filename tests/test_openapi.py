@@ -1,0 +1,258 @@
+"""The OpenAPI document (/api/v1/openapi.json) stays true: it validates as OpenAPI 3.1, it names
+every route of the API and OAuth URL spaces (and nothing else), and real responses of every
+operation, successes and errors, match the schemas it gives for their status codes."""
+
+from __future__ import annotations
+
+import base64
+import re
+from typing import Any
+
+import pytest
+from jsonschema import Draft202012Validator, FormatChecker
+from openapi_spec_validator import validate as validate_openapi
+
+from bioweb.api.openapi import document
+from tests.helpers import bearer, isolate_requests, make_app, make_device, make_pat, make_user
+
+DOCUMENTED_PREFIXES = ("/api/v1", "/token", "/.well-known", "/healthz")
+METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
+
+
+@pytest.fixture(scope="module")
+def spec() -> dict[str, Any]:
+    """The document as the app serves it (no database needed to build it)."""
+    app = make_app("sqlite://")
+    response = app.test_client().get("/api/v1/openapi.json")
+    assert response.status_code == 200
+    assert response.mimetype == "application/json"
+    return response.get_json()
+
+
+def test_document_is_valid_openapi_3_1(spec):
+    assert spec["openapi"].startswith("3.1")
+    validate_openapi(spec)  # raises OpenAPIValidationError with the offending place
+
+
+def test_document_names_the_configured_base_url():
+    app = make_app("sqlite://", BIOWEB_BASE_URL="https://bio.example.org")
+    assert app.test_client().get("/api/v1/openapi.json").get_json()["servers"] == [
+        {"url": "https://bio.example.org"}
+    ]
+
+
+def _routes(app) -> set[tuple[str, str]]:
+    routes = set()
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith(DOCUMENTED_PREFIXES):
+            continue
+        path = re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", r"{\1}", rule.rule)
+        routes |= {(path, method) for method in rule.methods & METHODS}
+    return routes
+
+
+def test_every_route_is_documented_and_nothing_else(spec):
+    app = make_app("sqlite://")
+    documented = {
+        (path, method.upper())
+        for path, item in spec["paths"].items()
+        for method in item
+        if method.upper() in METHODS
+    }
+    served = _routes(app)
+    assert served - documented == set(), "routes missing from the OpenAPI document"
+    assert documented - served == set(), "documented operations that the app does not serve"
+    assert len(served) >= 16
+
+
+def test_every_operation_documents_its_errors(spec):
+    for path, item in spec["paths"].items():
+        for method, operation in item.items():
+            if method == "parameters":
+                continue
+            statuses = set(operation["responses"])
+            assert any(s.startswith("2") for s in statuses), (method, path)
+            assert "405" in statuses, (method, path)
+            if operation.get("security") == [{"bearer": []}]:
+                assert {"401", "403", "503"} <= statuses, (method, path)
+
+
+# --- Real responses against the document ---------------------------------------------------------
+
+
+class Checker:
+    """Validates responses against the document's schema for their path, method and status."""
+
+    def __init__(self, spec: dict[str, Any]):
+        self.spec = spec
+        self.seen: set[tuple[str, str, str]] = set()
+
+    def _resolve(self, node: dict[str, Any]) -> dict[str, Any]:
+        while "$ref" in node:
+            target: Any = self.spec
+            for part in node["$ref"].removeprefix("#/").split("/"):
+                target = target[part]
+            node = target
+        return node
+
+    def __call__(self, response, template: str, method: str) -> Any:
+        responses = self.spec["paths"][template][method]["responses"]
+        status = str(response.status_code)
+        assert status in responses, f"{method.upper()} {template} answered undocumented {status}: {response.text}"
+        self.seen.add((template, method, status))
+        documented = self._resolve(responses[status])
+        content = documented.get("content")
+        if not content:
+            assert response.data == b"", f"{status} should have no body"
+            return None
+        assert response.mimetype in content, f"{response.mimetype} not in {list(content)}"
+        body = response.get_json()
+        schema = {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "allOf": [content[response.mimetype]["schema"]],
+            "components": self.spec["components"],
+        }
+        errors = sorted(
+            Draft202012Validator(schema, format_checker=FormatChecker()).iter_errors(body), key=str
+        )
+        assert not errors, f"{method.upper()} {template} {status}: {[e.message for e in errors]} in {body}"
+        return body
+
+
+def _basic(client_id: str, secret: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()}
+
+
+def test_real_responses_match_the_document(app, spec):
+    isolate_requests(app)
+    client = app.test_client()
+    check = Checker(spec)
+    user = make_user()
+    pat = make_pat(user)
+    read_only = make_pat(user, scope="devices:read")
+    device, secret = make_device(user, "Watch1,1")
+    device_id, client_id = device.id, device.client_id
+    auth = bearer(pat)
+
+    # The device endpoints: successes.
+    created = check(
+        client.post("/api/v1/devices", json={"manufacturer": "apple", "device_code": "iPhone1,1"}, headers=auth),
+        "/api/v1/devices", "post",
+    )
+    new_id = created["id"]
+    body = check(client.get("/api/v1/devices?limit=1&sort_field=code", headers=auth), "/api/v1/devices", "get")
+    assert body["count"] == 2 and len(body["results"]) == 1
+    for template in ("/api/v1/device/{device_id}", "/api/v1/devices/{device_id}"):
+        check(client.get(template.format(device_id=device_id), headers=auth), template, "get")
+        events_template = template + "/events"
+        check(client.get(events_template.format(device_id=new_id), headers=auth), events_template, "get")
+        check(client.get(events_template.format(device_id=10**6), headers=auth), events_template, "get")
+        check(client.get(events_template.format(device_id=new_id) + "?limit=0", headers=auth), events_template, "get")
+    authorize = "/api/v1/data-submission/device-authorize"
+    check(client.delete(f"{authorize}?device_id={new_id}", headers=auth), authorize, "delete")
+    check(client.post(authorize, json={"device_id": new_id}, headers=auth), authorize, "post")
+    check(client.delete(f"/api/v1/devices/{new_id}", headers=auth), "/api/v1/devices/{device_id}", "delete")
+    check(client.delete(f"/api/v1/device/{new_id}", headers=auth), "/api/v1/device/{device_id}", "delete")
+
+    # The device endpoints: errors.
+    check(client.post("/api/v1/devices", data="x", headers=auth), "/api/v1/devices", "post")  # 415
+    check(client.post("/api/v1/devices", json={"device_code": 1}, headers=auth), "/api/v1/devices", "post")
+    check(
+        client.post("/api/v1/devices", data="{" * 70000, content_type="application/json", headers=auth),
+        "/api/v1/devices", "post",
+    )  # 413
+    check(client.post("/api/v1/devices", json={}, headers=bearer(read_only)), "/api/v1/devices", "post")  # 403
+    check(client.get("/api/v1/devices"), "/api/v1/devices", "get")  # 401
+    check(client.get("/api/v1/devices?sort_order=up", headers=auth), "/api/v1/devices", "get")  # 400
+    check(client.put("/api/v1/devices", headers=auth), "/api/v1/devices", "post")  # 405 (any method's entry)
+    check(client.get("/api/v1/device/424242", headers=auth), "/api/v1/device/{device_id}", "get")  # 404
+    check(client.delete(f"{authorize}?device_id=x", headers=auth), authorize, "delete")  # 400
+    check(client.post(authorize, json={"device_id": 424242}, headers=auth), authorize, "post")  # 404
+    check(client.post(authorize, json=[1], headers=auth), authorize, "post")  # 400
+
+    # OAuth, with the device's credentials.
+    token_body = check(
+        client.post("/token", data={"grant_type": "client_credentials"}, headers=_basic(client_id, secret)),
+        "/token", "post",
+    )
+    check(client.get(f"/api/v1/device/{device_id}", headers=bearer(token_body["access_token"])),
+          "/api/v1/device/{device_id}", "get")
+    check(client.get("/api/v1/devices", headers=bearer(token_body["access_token"])), "/api/v1/devices", "get")  # 403
+    form = {"client_id": client_id, "client_secret": secret}
+    refreshed = check(
+        client.post("/token", data={**form, "grant_type": "refresh_token", "refresh_token": token_body["refresh_token"]}),
+        "/token", "post",
+    )
+    check(client.post("/token", data={**form, "grant_type": "refresh_token", "refresh_token": "bcr_nope"}),
+          "/token", "post")  # 400 invalid_grant
+    check(client.post("/token", data={**form, "grant_type": "password"}), "/token", "post")  # 400
+    check(client.post("/token", data={"grant_type": "client_credentials"}, headers=_basic(client_id, "bcs_wrong")),
+          "/token", "post")  # 401
+    active = check(client.post("/token/introspect", data={**form, "token": refreshed["access_token"]}),
+                   "/token/introspect", "post")
+    assert active["active"] is True
+    check(client.post("/token/introspect", data={**form, "token": refreshed["refresh_token"]}),
+          "/token/introspect", "post")
+    assert check(client.post("/token/introspect", data={**form, "token": "bcd_unknown"}),
+                 "/token/introspect", "post") == {"active": False}
+    check(client.post("/token/introspect", data={"token": "x"}), "/token/introspect", "post")  # 401
+    check(client.post("/token/revoke", data={**form, "token": refreshed["refresh_token"]}), "/token/revoke", "post")
+    check(client.post("/token/revoke", data=form), "/token/revoke", "post")  # 400: no token
+    check(client.get("/token"), "/token", "post")  # 405
+
+    # Metadata, health, this document.
+    check(client.get("/.well-known/oauth-authorization-server"), "/.well-known/oauth-authorization-server", "get")
+    check(client.get("/healthz"), "/healthz", "get")
+    check(client.post("/healthz"), "/healthz", "get")  # 405
+    check(client.get("/api/v1/openapi.json"), "/api/v1/openapi.json", "get")
+
+    statuses = {status for _, _, status in check.seen}
+    assert {"200", "204", "400", "401", "403", "404", "405", "413", "415"} <= statuses
+    operations = {(t, m) for t, m, _ in check.seen}
+    documented = {(p, m) for p, item in spec["paths"].items() for m in item if m != "parameters"}
+    assert documented <= operations, f"operations never exercised: {documented - operations}"
+
+
+def test_health_503_matches_the_document(spec, tmp_path):
+    """With the database gone, /healthz and the API answer the documented 503 shape."""
+    missing = tmp_path / "no-such-dir" / "bioweb.db"
+    app = make_app(f"sqlite:///{missing}")
+    client = app.test_client()
+    check = Checker(spec)
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    check(response, "/healthz", "get")
+    response = client.get("/api/v1/devices", headers=bearer("bcp_whatever"))
+    assert response.status_code == 503
+    assert response.headers["Retry-After"]
+    check(response, "/api/v1/devices", "get")
+
+
+def test_document_itself_matches(spec):
+    # A trivially true check would be useless; this one fails if the builder drifts from what is served.
+    assert document("http://127.0.0.1:8000")["paths"].keys() == spec["paths"].keys()
+
+
+def test_reference_page_is_static_and_script_safe():
+    app = make_app("sqlite://")
+    client = app.test_client()
+    page = client.get("/api/docs")
+    assert page.status_code == 200
+    assert page.mimetype == "text/html"
+    assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+    html = page.get_data(as_text=True)
+    page.close()
+    scripts = re.findall(r"<script\b([^>]*)>(.*?)</script>", html, re.S)
+    assert scripts, "the page loads its renderer"
+    for attrs, inline in scripts:
+        assert 'src="/static/docs/' in attrs and inline.strip() == "", "no inline or third-party script"
+    assert "style=" not in html and "<style" not in html
+    assert not re.search(r'(src|href)="(https?:)?//', html), "nothing from another origin"
+    for asset in re.findall(r'(?:src|href)="(/static/[^"]+)"', html):
+        response = client.get(asset)
+        assert response.status_code == 200, asset
+        response.close()
+    script = client.get("/static/docs/docs.js")
+    assert b"/api/v1/openapi.json" in script.data
+    assert b"innerHTML" not in script.data
+    script.close()
