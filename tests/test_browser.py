@@ -105,7 +105,9 @@ def test_dashboard_journey(live_server: str, browser: Browser, database_url: str
     code.fill("Watch6,1")
     expect(page.locator("#device-code-product")).to_contain_text("Apple Watch Series 6")
     journey.snap("04-register")
-    with page.expect_response(lambda r: r.url.endswith("/devices/new") and r.request.method == "POST") as posted:
+    with page.expect_response(
+        lambda r: r.url.endswith("/devices/new") and r.request.method == "POST"
+    ) as posted:
         page.get_by_role("button", name="Register device").click()
     headers = posted.value.headers
     assert headers["cache-control"] == "no-store"
@@ -191,7 +193,9 @@ def test_dashboard_journey(live_server: str, browser: Browser, database_url: str
     pat = page.locator("#token-value").inner_text().strip()
     assert pat.startswith("bcp_")
     journey.snap("12-token-created")
-    listed = requests.get(f"{live_server}/api/v1/devices", headers={"Authorization": f"Bearer {pat}"}, timeout=10)
+    listed = requests.get(
+        f"{live_server}/api/v1/devices", headers={"Authorization": f"Bearer {pat}"}, timeout=10
+    )
     assert listed.status_code == 200 and listed.json()["count"] == 1
     page.get_by_role("link", name="back to my tokens").click()
     expect(page.locator(".token-list li")).to_have_count(1)

@@ -188,7 +188,9 @@ def test_login_required_pages_send_people_to_log_in_and_back(client):
 )
 def test_next_only_goes_to_local_paths(client, target):
     make_user()
-    response = client.post("/login", query_string={"next": target}, data={"email": "ada@example.com", "password": PASSWORD})
+    response = client.post(
+        "/login", query_string={"next": target}, data={"email": "ada@example.com", "password": PASSWORD}
+    )
     assert response.status_code == 303
     assert response.headers["Location"] == "/devices"
 
@@ -248,7 +250,9 @@ def test_forms_with_the_pages_csrf_token_work_and_logout_needs_one(csrf_app):
     client = csrf_app.test_client()
     make_user()
     token = input_value(client.get("/login").text, "csrf_token")
-    response = client.post("/login", data={"email": "ada@example.com", "password": PASSWORD, "csrf_token": token})
+    response = client.post(
+        "/login", data={"email": "ada@example.com", "password": PASSWORD, "csrf_token": token}
+    )
     assert response.status_code == 303
     # The token of the pre-login session is not the one after: the session was renewed.
     page = client.get("/devices")
@@ -296,7 +300,9 @@ def test_successful_logins_do_not_use_up_the_limit(limited_app):
     client = limited_app.test_client()
     make_user()
     for _ in range(5):
-        assert client.post("/login", data={"email": "ada@example.com", "password": PASSWORD}).status_code == 303
+        assert (
+            client.post("/login", data={"email": "ada@example.com", "password": PASSWORD}).status_code == 303
+        )
         assert client.post("/logout").status_code == 303
 
 
@@ -315,14 +321,21 @@ def test_change_password_ends_other_sessions_and_keeps_this_one(app):
     assert elsewhere.get("/devices").status_code == 302
     (user,) = users()
     assert user.session_version == 2 and check_password(user.password_hash, new)
-    assert elsewhere.post("/login", data={"email": "ada@example.com", "password": PASSWORD}).status_code == 400
+    assert (
+        elsewhere.post("/login", data={"email": "ada@example.com", "password": PASSWORD}).status_code == 400
+    )
     log_in(elsewhere, password=new)
 
 
 @pytest.mark.parametrize(
     ("current", "new", "message", "field"),
     [
-        ("wrong current password", "an entirely new long passphrase", "That is not your current password.", "current_password"),
+        (
+            "wrong current password",
+            "an entirely new long passphrase",
+            "That is not your current password.",
+            "current_password",
+        ),
         (PASSWORD, "too short", "Use at least 12 characters.", "new_password"),
         (PASSWORD, "", "Choose a new password.", "new_password"),
     ],

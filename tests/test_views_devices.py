@@ -133,8 +133,12 @@ def test_register_shows_the_credentials_once(app, web, user, caplog):
     (device,) = all_devices()
     secret = secret_in(response.text)
     assert secret.startswith("bcs_")
-    assert (device.code, device.product_name, device.is_test_mode) == ("Watch6,1", "Apple Watch Series 6 40mm case (GPS)", True)
-    assert f'id="client-id"' in response.text and device.client_id in response.text
+    assert (device.code, device.product_name, device.is_test_mode) == (
+        "Watch6,1",
+        "Apple Watch Series 6 40mm case (GPS)",
+        True,
+    )
+    assert 'id="client-id"' in response.text and device.client_id in response.text
     assert app.config["BIOWEB_BASE_URL"] + "/appauth/code" in response.text
     # Only a digest rests; the secret is in neither the cookie nor a log line.
     assert device.client_secret_digest == digest(secret) and secret not in device.client_secret_digest
@@ -155,7 +159,9 @@ def test_resubmitting_the_form_never_shows_the_secret_or_creates_a_second_device
 
 
 def test_a_form_that_was_never_issued_registers_nothing(web):
-    response = web.post("/devices/new", data={"manufacturer": "Apple", "device_code": "Watch6,1", "nonce": "made-up"})
+    response = web.post(
+        "/devices/new", data={"manufacturer": "Apple", "device_code": "Watch6,1", "nonce": "made-up"}
+    )
     assert response.status_code == 400
     assert "This form had expired, so nothing was registered." in response.text
     assert input_value(response.text, "nonce") != "made-up"
@@ -203,8 +209,17 @@ def test_code_suggestions_come_from_the_identifier_table(web):
 def test_device_page_shows_the_retrieve_fields_in_words(web, user):
     device, secret = make_device(user, "Watch6,1")
     page = web.get(f"/devices/{device.id}").text
-    for value in [device.uuid, device.client_id, "Watch6,1", "Apple Watch Series 6 40mm case (GPS)", "Apple",
-                  "Active (1)", "No, a live device", f"tenant {device.tenant_id}", f"user {device.user_id}"]:
+    for value in [
+        device.uuid,
+        device.client_id,
+        "Watch6,1",
+        "Apple Watch Series 6 40mm case (GPS)",
+        "Apple",
+        "Active (1)",
+        "No, a live device",
+        f"tenant {device.tenant_id}",
+        f"user {device.user_id}",
+    ]:
         assert value in page, value
     assert secret not in page
     assert f'href="/devices/{device.id}/disable"' in page and f'href="/devices/{device.id}/authorize"' in page
@@ -303,9 +318,12 @@ def test_device_forms_need_the_csrf_token(csrf_client):
     user = make_user(email="csrf@example.com")
     device, secret = make_device(user)
     token = input_value(csrf_client.get("/login").text, "csrf_token")
-    assert csrf_client.post(
-        "/login", data={"email": "csrf@example.com", "password": PASSWORD, "csrf_token": token}
-    ).status_code == 303
+    assert (
+        csrf_client.post(
+            "/login", data={"email": "csrf@example.com", "password": PASSWORD, "csrf_token": token}
+        ).status_code
+        == 303
+    )
     form = csrf_client.get("/devices/new").text
     data = {"manufacturer": "Apple", "device_code": "Watch6,1", "nonce": input_value(form, "nonce")}
     assert csrf_client.post("/devices/new", data=data).status_code == 400

@@ -103,7 +103,11 @@ def test_scopes_and_no_expiry(web, client):
     assert token.scope == "devices:read" and token.expires_time is None
     assert "It does not expire" in response.text
     assert client.get("/api/v1/devices", headers=bearer(plaintext)).status_code == 200
-    write = client.post("/api/v1/devices", json={"manufacturer": "Apple", "device_code": "Watch6,1"}, headers=bearer(plaintext))
+    write = client.post(
+        "/api/v1/devices",
+        json={"manufacturer": "Apple", "device_code": "Watch6,1"},
+        headers=bearer(plaintext),
+    )
     assert write.status_code == 403
 
 
@@ -125,7 +129,9 @@ def test_create_explains_what_is_wrong(web, fields, message):
 
 
 def test_a_form_that_was_never_issued_creates_nothing(web):
-    response = web.post("/api-tokens", data={"name": "x", "scopes": ["devices:read"], "expires_in_days": "7", "nonce": "nope"})
+    response = web.post(
+        "/api-tokens", data={"name": "x", "scopes": ["devices:read"], "expires_in_days": "7", "nonce": "nope"}
+    )
     assert response.status_code == 400 and "no token was created" in response.text
     assert personal_tokens() == []
 
@@ -186,7 +192,12 @@ def test_token_forms_need_the_csrf_token(csrf_client):
     token = input_value(csrf_client.get("/login").text, "csrf_token")
     csrf_client.post("/login", data={"email": "csrf@example.com", "password": PASSWORD, "csrf_token": token})
     page = csrf_client.get("/api-tokens").text
-    data = {"name": "x", "scopes": ["devices:read"], "expires_in_days": "7", "nonce": input_value(page, "nonce")}
+    data = {
+        "name": "x",
+        "scopes": ["devices:read"],
+        "expires_in_days": "7",
+        "nonce": input_value(page, "nonce"),
+    }
     assert csrf_client.post("/api-tokens", data=data).status_code == 400
     (existing,) = personal_tokens()
     assert csrf_client.post(f"/api-tokens/{existing.id}/revoke").status_code == 400

@@ -50,7 +50,9 @@ def signup() -> str | Response:
             apply_service_error(form, error)
         else:
             _start_session(user)
-            flash(f"Welcome to bioweb, {user.first_name}. Register your first device to get started.", "success")
+            flash(
+                f"Welcome to bioweb, {user.first_name}. Register your first device to get started.", "success"
+            )
             return redirect(url_for("devices.index"), code=303)
     return render_template("auth/signup.html", form=form), form_status(form)
 
@@ -103,6 +105,8 @@ def change_password() -> str | Response:
             apply_service_error(form, error)
         else:
             _start_session(user)
-            flash("Your password is changed. Any other place you were logged in has been logged out.", "success")
+            flash(
+                "Your password is changed. Any other place you were logged in has been logged out.", "success"
+            )
             return redirect(url_for("devices.index"), code=303)
     return render_template("auth/change_password.html", form=form), form_status(form)

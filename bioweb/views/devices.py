@@ -109,7 +109,9 @@ def create() -> Response | tuple[str, int]:
         return redirect(url_for(".detail", device_id=device_id), code=303)
     if state == "unknown":
         form.nonce.data = issue_nonce(NEW_PURPOSE)
-        form.form_errors.append("This form had expired, so nothing was registered. Check the details and send it again.")
+        form.form_errors.append(
+            "This form had expired, so nothing was registered. Check the details and send it again."
+        )
         return _render_new(form, 400)
     if not form.validate_on_submit():
         return _render_new(form, form_status(form))
@@ -148,7 +150,7 @@ def confirm_disable(device_id: int) -> str:
 
 @bp.post("/<int:device_id>/disable")
 def disable(device_id: int) -> Response:
-    """Disable now: credentials and every token of the device are refused (idempotent). Commits via the service."""
+    """Disable now: the device's credentials and tokens are refused (idempotent). Commits via the service."""
     device = devices.disable_device(_actor(), device_id)
     flash(
         f"{device.product_name} is disabled. Its credentials and tokens are refused from now on; "
