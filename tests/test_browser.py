@@ -178,6 +178,9 @@ def test_dashboard_journey(live_server: str, browser: Browser, database_url: str
     expect(page.locator(".flash")).to_contain_text("is disabled")
     expect(page.locator("h1 .badge")).to_have_text("Disabled")
     journey.snap("11-device-disabled")
+    page.emulate_media(color_scheme="dark")
+    journey.snap("11-device-disabled-dark")
+    page.emulate_media(color_scheme="light")
     cut_off = requests.get(
         f"{live_server}/api/v1/device/{device_id}",
         headers={"Authorization": f"Bearer {device_token}"},
