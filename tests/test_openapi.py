@@ -98,7 +98,9 @@ class Checker:
     def __call__(self, response, template: str, method: str) -> Any:
         responses = self.spec["paths"][template][method]["responses"]
         status = str(response.status_code)
-        assert status in responses, f"{method.upper()} {template} answered undocumented {status}: {response.text}"
+        assert status in responses, (
+            f"{method.upper()} {template} answered undocumented {status}: {response.text}"
+        )
         self.seen.add((template, method, status))
         documented = self._resolve(responses[status])
         content = documented.get("content")
@@ -136,18 +138,27 @@ def test_real_responses_match_the_document(app, spec):
 
     # The device endpoints: successes.
     created = check(
-        client.post("/api/v1/devices", json={"manufacturer": "apple", "device_code": "iPhone1,1"}, headers=auth),
-        "/api/v1/devices", "post",
+        client.post(
+            "/api/v1/devices", json={"manufacturer": "apple", "device_code": "iPhone1,1"}, headers=auth
+        ),
+        "/api/v1/devices",
+        "post",
     )
     new_id = created["id"]
-    body = check(client.get("/api/v1/devices?limit=1&sort_field=code", headers=auth), "/api/v1/devices", "get")
+    body = check(
+        client.get("/api/v1/devices?limit=1&sort_field=code", headers=auth), "/api/v1/devices", "get"
+    )
     assert body["count"] == 2 and len(body["results"]) == 1
     for template in ("/api/v1/device/{device_id}", "/api/v1/devices/{device_id}"):
         check(client.get(template.format(device_id=device_id), headers=auth), template, "get")
         events_template = template + "/events"
         check(client.get(events_template.format(device_id=new_id), headers=auth), events_template, "get")
         check(client.get(events_template.format(device_id=10**6), headers=auth), events_template, "get")
-        check(client.get(events_template.format(device_id=new_id) + "?limit=0", headers=auth), events_template, "get")
+        check(
+            client.get(events_template.format(device_id=new_id) + "?limit=0", headers=auth),
+            events_template,
+            "get",
+        )
     authorize = "/api/v1/data-submission/device-authorize"
     check(client.delete(f"{authorize}?device_id={new_id}", headers=auth), authorize, "delete")
     check(client.post(authorize, json={"device_id": new_id}, headers=auth), authorize, "post")
@@ -159,9 +170,12 @@ def test_real_responses_match_the_document(app, spec):
     check(client.post("/api/v1/devices", json={"device_code": 1}, headers=auth), "/api/v1/devices", "post")
     check(
         client.post("/api/v1/devices", data="{" * 70000, content_type="application/json", headers=auth),
-        "/api/v1/devices", "post",
+        "/api/v1/devices",
+        "post",
     )  # 413
-    check(client.post("/api/v1/devices", json={}, headers=bearer(read_only)), "/api/v1/devices", "post")  # 403
+    check(
+        client.post("/api/v1/devices", json={}, headers=bearer(read_only)), "/api/v1/devices", "post"
+    )  # 403
     check(client.get("/api/v1/devices"), "/api/v1/devices", "get")  # 401
     check(client.get("/api/v1/devices?sort_order=up", headers=auth), "/api/v1/devices", "get")  # 400
     check(client.put("/api/v1/devices", headers=auth), "/api/v1/devices", "post")  # 405 (any method's entry)
@@ -173,35 +187,68 @@ def test_real_responses_match_the_document(app, spec):
     # OAuth, with the device's credentials.
     token_body = check(
         client.post("/token", data={"grant_type": "client_credentials"}, headers=_basic(client_id, secret)),
-        "/token", "post",
+        "/token",
+        "post",
     )
-    check(client.get(f"/api/v1/device/{device_id}", headers=bearer(token_body["access_token"])),
-          "/api/v1/device/{device_id}", "get")
-    check(client.get("/api/v1/devices", headers=bearer(token_body["access_token"])), "/api/v1/devices", "get")  # 403
+    check(
+        client.get(f"/api/v1/device/{device_id}", headers=bearer(token_body["access_token"])),
+        "/api/v1/device/{device_id}",
+        "get",
+    )
+    check(
+        client.get("/api/v1/devices", headers=bearer(token_body["access_token"])), "/api/v1/devices", "get"
+    )  # 403
     form = {"client_id": client_id, "client_secret": secret}
     refreshed = check(
-        client.post("/token", data={**form, "grant_type": "refresh_token", "refresh_token": token_body["refresh_token"]}),
-        "/token", "post",
+        client.post(
+            "/token",
+            data={**form, "grant_type": "refresh_token", "refresh_token": token_body["refresh_token"]},
+        ),
+        "/token",
+        "post",
     )
-    check(client.post("/token", data={**form, "grant_type": "refresh_token", "refresh_token": "bcr_nope"}),
-          "/token", "post")  # 400 invalid_grant
+    check(
+        client.post("/token", data={**form, "grant_type": "refresh_token", "refresh_token": "bcr_nope"}),
+        "/token",
+        "post",
+    )  # 400 invalid_grant
     check(client.post("/token", data={**form, "grant_type": "password"}), "/token", "post")  # 400
-    check(client.post("/token", data={"grant_type": "client_credentials"}, headers=_basic(client_id, "bcs_wrong")),
-          "/token", "post")  # 401
-    active = check(client.post("/token/introspect", data={**form, "token": refreshed["access_token"]}),
-                   "/token/introspect", "post")
+    check(
+        client.post(
+            "/token", data={"grant_type": "client_credentials"}, headers=_basic(client_id, "bcs_wrong")
+        ),
+        "/token",
+        "post",
+    )  # 401
+    active = check(
+        client.post("/token/introspect", data={**form, "token": refreshed["access_token"]}),
+        "/token/introspect",
+        "post",
+    )
     assert active["active"] is True
-    check(client.post("/token/introspect", data={**form, "token": refreshed["refresh_token"]}),
-          "/token/introspect", "post")
-    assert check(client.post("/token/introspect", data={**form, "token": "bcd_unknown"}),
-                 "/token/introspect", "post") == {"active": False}
+    check(
+        client.post("/token/introspect", data={**form, "token": refreshed["refresh_token"]}),
+        "/token/introspect",
+        "post",
+    )
+    assert check(
+        client.post("/token/introspect", data={**form, "token": "bcd_unknown"}), "/token/introspect", "post"
+    ) == {"active": False}
     check(client.post("/token/introspect", data={"token": "x"}), "/token/introspect", "post")  # 401
-    check(client.post("/token/revoke", data={**form, "token": refreshed["refresh_token"]}), "/token/revoke", "post")
+    check(
+        client.post("/token/revoke", data={**form, "token": refreshed["refresh_token"]}),
+        "/token/revoke",
+        "post",
+    )
     check(client.post("/token/revoke", data=form), "/token/revoke", "post")  # 400: no token
     check(client.get("/token"), "/token", "post")  # 405
 
     # Metadata, health, this document.
-    check(client.get("/.well-known/oauth-authorization-server"), "/.well-known/oauth-authorization-server", "get")
+    check(
+        client.get("/.well-known/oauth-authorization-server"),
+        "/.well-known/oauth-authorization-server",
+        "get",
+    )
     check(client.get("/healthz"), "/healthz", "get")
     check(client.post("/healthz"), "/healthz", "get")  # 405
     check(client.get("/api/v1/openapi.json"), "/api/v1/openapi.json", "get")

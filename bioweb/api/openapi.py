@@ -137,7 +137,11 @@ SCHEMAS: dict[str, Any] = {
                 "description": "An Apple model identifier; product_name comes from it.",
                 "examples": ["iPhone1,1", "Watch1,1"],
             },
-            "is_test_mode": {"type": "boolean", "default": False},
+            "is_test_mode": {
+                "type": ["boolean", "null"],
+                "default": False,
+                "description": "Omitted or null: false.",
+            },
         },
         "additionalProperties": False,
     },
@@ -163,8 +167,16 @@ SCHEMAS: dict[str, Any] = {
     "DeviceSummary": {
         "type": "object",
         "required": [
-            "id", "uuid", "manufacturer", "code", "product_name", "is_test_mode", "state",
-            "created_time", "modified_time", "last_active_time",
+            "id",
+            "uuid",
+            "manufacturer",
+            "code",
+            "product_name",
+            "is_test_mode",
+            "state",
+            "created_time",
+            "modified_time",
+            "last_active_time",
         ],
         "properties": {
             "id": ID,
@@ -183,8 +195,19 @@ SCHEMAS: dict[str, Any] = {
     "DeviceDetail": {
         "type": "object",
         "required": [
-            "id", "uuid", "tenant_id", "manufacturer", "code", "product_name", "is_test_mode",
-            "state", "user_id", "client_id", "created_time", "modified_time", "last_active_time",
+            "id",
+            "uuid",
+            "tenant_id",
+            "manufacturer",
+            "code",
+            "product_name",
+            "is_test_mode",
+            "state",
+            "user_id",
+            "client_id",
+            "created_time",
+            "modified_time",
+            "last_active_time",
         ],
         "properties": {
             "id": ID,
@@ -207,7 +230,10 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["next_id", "count", "results"],
         "properties": {
-            "next_id": {"type": ["integer", "null"], "description": "Pass back as offset; null on an empty page."},
+            "next_id": {
+                "type": ["integer", "null"],
+                "description": "Pass back as offset; null on an empty page.",
+            },
             "count": {"type": "integer", "minimum": 0},
             "results": {"type": "array", "items": _ref("DeviceSummary")},
         },
@@ -252,8 +278,14 @@ SCHEMAS: dict[str, Any] = {
     "TokenResponse": {
         "type": "object",
         "required": [
-            "access_token", "token_type", "expires_in", "refresh_token", "scope", "device_id",
-            "user_id", "tenant_id",
+            "access_token",
+            "token_type",
+            "expires_in",
+            "refresh_token",
+            "scope",
+            "device_id",
+            "user_id",
+            "tenant_id",
         ],
         "properties": {
             "access_token": {"type": "string", "pattern": "^bcd_"},
@@ -297,7 +329,12 @@ SCHEMAS: dict[str, Any] = {
     "Metadata": {
         "type": "object",
         "description": "RFC 8414 authorization server metadata.",
-        "required": ["issuer", "token_endpoint", "grant_types_supported", "token_endpoint_auth_methods_supported"],
+        "required": [
+            "issuer",
+            "token_endpoint",
+            "grant_types_supported",
+            "token_endpoint_auth_methods_supported",
+        ],
         "properties": {
             "issuer": {"type": "string", "format": "uri"},
             "token_endpoint": {"type": "string", "format": "uri"},
@@ -325,7 +362,9 @@ RESPONSES: dict[str, Any] = {
     "Unauthorized": _api_error(
         'Missing, unknown, expired or revoked token; WWW-Authenticate: Bearer error="invalid_token".'
     ),
-    "Forbidden": _api_error('The token lacks the scope; WWW-Authenticate: Bearer error="insufficient_scope".'),
+    "Forbidden": _api_error(
+        'The token lacks the scope; WWW-Authenticate: Bearer error="insufficient_scope".'
+    ),
     "NotFound": _api_error("No such device of yours (another user's device looks the same)."),
     "MethodNotAllowed": _api_error("Wrong method; the Allow header lists the right ones."),
     "TooLarge": _api_error("The request body is too large."),
