@@ -77,7 +77,7 @@ PAGE_PARAMETERS = [
     {
         "name": "offset",
         "in": "query",
-        "description": "An id cursor: records after the one with this id in the requested order (0: from the start).",
+        "description": "An id cursor: the records after this id in the requested order (0: the start).",
         "schema": {"type": "integer", "minimum": 0, "maximum": MAX_ID, "default": 0},
     },
     {
@@ -454,9 +454,12 @@ def document(base_url: str) -> dict[str, Any]:
                     "operationId": "create_device",
                     "tags": ["devices"],
                     "summary": "Register a device",
-                    "description": "PAT with devices:write. The response is the one time the secret is shown.",
+                    "description": "PAT with devices:write. The response is the one time the secret shows.",
                     "security": BEARER,
-                    "requestBody": {"required": True, "content": {JSON: {"schema": _ref("DeviceCreate")}}},
+                    "requestBody": {
+                        "required": True,
+                        "content": {JSON: {"schema": _ref("DeviceCreate")}},
+                    },
                     "responses": {"200": credentials_response, **BODY_ERRORS, **BEARER_ERRORS},
                 },
                 "get": {
