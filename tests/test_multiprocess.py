@@ -337,3 +337,51 @@ def test_without_shared_storage_each_process_counts_alone(stack: Stack):
             server.stop()
     successes = [r.status_code for r in responses].count(200)
     assert 2 * LIMIT <= successes <= 4 * LIMIT
+
+
+# --- gunicorn.conf.py ----------------------------------------------------------------------
+
+
+def _gunicorn_settings(env: dict[str, str]) -> dict[str, str]:
+    """gunicorn's effective settings for app:app under `env`, as gunicorn itself prints them."""
+    import subprocess
+    import sys
+
+    from tests.helpers import ROOT
+
+    result = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "--print-config", "app:app"],
+        cwd=ROOT,
+        env={**os.environ, "SECRET_KEY": "test-secret-key-not-for-production", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    settings = {}
+    for line in result.stdout.splitlines():
+        name, sep, value = line.partition(" = ")
+        if sep:
+            settings[name.strip()] = value.strip()
+    return settings
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        (
+            {"WEB_CONCURRENCY": "3", "BIOWEB_THREADS": "4", "BIOWEB_GRACEFUL_TIMEOUT": "7"},
+            {"workers": "3", "threads": "4", "worker_class": "gthread", "graceful_timeout": "7"},
+        ),
+        (
+            {"WEB_CONCURRENCY": "2", "BIOWEB_THREADS": "", "BIOWEB_BIND": "0.0.0.0:9000"},
+            {"workers": "2", "threads": "1", "worker_class": "sync", "bind": "['0.0.0.0:9000']"},
+        ),
+    ],
+)
+def test_gunicorn_config_comes_from_the_environment(env: dict[str, str], expected: dict[str, str]):
+    settings = _gunicorn_settings(env)
+    assert {name: settings[name] for name in expected} == expected
+    # Several instances on one host must not fight over gunicorn's default control socket.
+    assert settings["control_socket_disable"] == "True"
+    assert "%(U)s" in settings["access_log_format"] and "%(r)s" not in settings["access_log_format"]
