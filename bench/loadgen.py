@@ -39,6 +39,8 @@ class WrkResult:
     max_ms: float
     socket_errors: int
     non_2xx: int
+    # Filled in by the harness: CPU time the server's workers spent per request.
+    worker_cpu_ms: float | None = None
 
     @property
     def rps(self) -> float:

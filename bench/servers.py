@@ -40,6 +40,19 @@ class Server:
         """Resident memory (VmRSS) of each worker, in MB (MiB)."""
         return [rss_kb(pid) / 1024 for pid in self.worker_pids()]
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the workers have used so far (from /proc/<pid>/stat).
+
+        CPU per request is immune to other load on the machine, unlike requests per second.
+        """
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for pid in self.worker_pids():
+            # Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        return total / ticks
+
     def stop(self) -> None:
         """SIGTERM the master (graceful shutdown), SIGKILL after 30 s."""
         if self.process.poll() is not None:
