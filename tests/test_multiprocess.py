@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -224,10 +225,18 @@ def test_access_log_records_paths_but_no_secrets(stack: Stack):
     created = create_device(a, pat).json()
     secret = created["oauth2_client_secret"]
     token_request(a, created["oauth2_client_id"], secret, grant_type="client_credentials")
-    requests.get(f"{a}/healthz", params={"access_token": pat}, headers=bearer(pat), timeout=TIMEOUT)
-    log = stack.access_log.read_text()
+    missing = 10**9 + uuid.uuid4().int % 10**9  # a path of this test's own
+    response = requests.get(
+        f"{a}/api/v1/device/{missing}", params={"access_token": pat}, headers=bearer(pat), timeout=TIMEOUT
+    )
+    assert response.status_code == 404
+    # gunicorn writes the line just after sending the response: give it a moment.
+    marker = re.compile(rf'"GET /api/v1/device/{missing}" 404 \d+ \d+ms')
+    deadline = time.monotonic() + 10
+    while not marker.search(log := stack.access_log.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert marker.search(log)
     assert re.search(r'"POST /api/v1/devices" 200 \d+ \d+ms', log)
-    assert re.search(r'"GET /healthz" 200 ', log)
     assert pat not in log and secret not in log
     assert "access_token=" not in log and "Bearer" not in log
 
