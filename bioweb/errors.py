@@ -15,7 +15,9 @@ from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
 
-JSON_PREFIXES = ("/api/", "/token", "/.well-known/", "/healthz")
+# The JSON URL space: the API, the OAuth endpoints, metadata and the health check.
+JSON_PREFIXES = ("/api/", "/token/", "/.well-known/")
+JSON_PATHS = frozenset({"/token", "/healthz"})
 
 # Error codes for plain HTTP errors, in the RFC 6749/6750 vocabulary where it has a word.
 HTTP_ERROR_CODES = {
@@ -71,7 +73,7 @@ class ServiceUnavailable(AppError):
 
 
 def wants_json() -> bool:
-    return request.path.startswith(JSON_PREFIXES)
+    return request.path in JSON_PATHS or request.path.startswith(JSON_PREFIXES)
 
 
 def json_error(
@@ -91,9 +93,11 @@ def json_error(
     return response
 
 
-def _html_error(status: int, description: str) -> tuple[str, int]:
+def _html_error(
+    status: int, description: str, headers: dict[str, str] | None = None
+) -> tuple[str, int, dict[str, str]]:
     template = f"errors/{status}.html" if status in (403, 404, 500) else "errors/generic.html"
-    return render_template(template, status=status, description=description), status
+    return render_template(template, status=status, description=description), status, headers or {}
 
 
 def handle_app_error(error: AppError):
@@ -109,9 +113,9 @@ def handle_http_exception(error: HTTPException):
     if response.mimetype == "application/json":
         # Already in the shape (Authlib's bearer errors carry WWW-Authenticate): pass it on.
         return response
-    if not wants_json():
-        return _html_error(error.code, error.description or "")
     headers = {k: v for k, v in response.headers.items() if k in ("Allow", "Retry-After", "WWW-Authenticate")}
+    if not wants_json():
+        return _html_error(error.code, error.description or "", headers)
     description = error.description or ""
     if error.code == 405:
         description = f"Method {request.method} is not allowed here; allowed: {response.headers.get('Allow', '')}."

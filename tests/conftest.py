@@ -14,7 +14,7 @@ import sqlalchemy as sa
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
 
 from bioweb.extensions import db  # noqa: E402
-from tests.helpers import make_app  # noqa: E402
+from tests.helpers import isolate_requests, make_app  # noqa: E402
 
 PG_ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -57,6 +57,9 @@ def database_url(request, tmp_path) -> str:
 @pytest.fixture
 def app(database_url: str):
     app = make_app(database_url)
+    # Each test request gets its own app context (own g, own database session), as in a
+    # real server; the test body keeps this outer one for its own queries.
+    isolate_requests(app)
     with app.app_context():
         db.create_all()
         yield app

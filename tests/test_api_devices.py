@@ -400,6 +400,16 @@ def test_unknown_paths_and_methods_are_json(client, token):
     assert_error(client.patch("/api/v1/device/1", headers=bearer(token)), 405, "method_not_allowed")
 
 
+@pytest.mark.parametrize(
+    ("path", "json_expected"),
+    [("/token/nothing", True), ("/api/v2/devices", True), ("/.well-known/nothing", True), ("/tokenish", False), ("/nothing", False)],
+)
+def test_error_pages_are_json_exactly_in_the_json_url_space(client, path, json_expected):
+    response = client.get(path)
+    assert response.status_code == 404
+    assert (response.mimetype == "application/json") is json_expected
+
+
 def test_unexpected_exception_is_json_500_and_logged_without_secrets(client, token, monkeypatch, caplog):
     from bioweb.services import devices as device_service
 

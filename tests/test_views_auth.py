@@ -290,6 +290,7 @@ def test_failed_logins_are_rate_limited(limited_app):
     blocked = client.post("/login", data=bad)
     assert blocked.status_code == 429
     assert "Too many attempts" in blocked.text
+    assert int(blocked.headers["Retry-After"]) > 0
     # Even the right password waits out the limit.
     assert client.post("/login", data={"email": "ada@example.com", "password": PASSWORD}).status_code == 429
     # Reading the form is never limited.

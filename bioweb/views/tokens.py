@@ -12,8 +12,7 @@ from ..models import User
 from ..services import tokens
 from . import apply_service_error, issue_nonce, nonce_state, one_time_response, spend_nonce
 
-# Not under /tokens: errors.JSON_PREFIXES matches "/token" as a bare prefix, so /tokens/... would
-# get JSON error pages.
+# Personal access tokens for the API; "/token..." itself is the OAuth endpoints' space.
 bp = Blueprint("tokens", __name__, url_prefix="/api-tokens")
 
 NEW_PURPOSE = "token:new"
