@@ -334,3 +334,33 @@ def test_device_forms_need_the_csrf_token(csrf_client):
     assert stored.state == DeviceState.ACTIVE and stored.client_secret_digest == digest(secret)
     created = csrf_client.post("/devices/new", data={**data, "csrf_token": input_value(form, "csrf_token")})
     assert created.status_code == 200 and len(all_devices()) == 2
+
+
+# --- History (audit trail) -----------------------------------------------------------------------
+
+
+def test_device_page_shows_the_history_with_who_and_from_where(web, user):
+    response, _ = register(web, "Watch6,1")
+    device = all_devices()[0]
+    web.post(f"/devices/{device.id}/disable")
+    page = web.get(f"/devices/{device.id}").text
+    history = page[page.index('id="history-title"'):]
+    assert "3 events in all" in history
+    # Newest first: disabled, then the secret shown, then registered; all by "you" from the test client.
+    assert history.index(">Disabled<") < history.index(">Client secret shown (once)<") < history.index(">Registered<")
+    assert history.count(">you<") == 3 and history.count(">127.0.0.1<") == 3
+    assert response.headers["X-Request-ID"] in history
+
+
+def test_device_history_pages_back_in_time(web, user):
+    device, secret = make_device(user)
+    for _ in range(12):  # 24 events: disabled + reauthorized + shown, roughly
+        web.post(f"/devices/{device.id}/disable")
+        nonce = input_value(web.get(f"/devices/{device.id}/authorize").text, "nonce")
+        web.post(f"/devices/{device.id}/authorize", data={"nonce": nonce})
+    first = web.get(f"/devices/{device.id}").text
+    older = re.search(r'href="([^"]*events_before=\d+)"', first)
+    assert older, "no link to older events"
+    second = web.get(older.group(1).replace("&amp;", "&")).text
+    registered = '<td data-label="What">Registered</td>'
+    assert registered in second and registered not in first

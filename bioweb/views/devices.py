@@ -16,7 +16,9 @@ from ..api.serializers import redirect_url
 from ..errors import InvalidInput
 from ..forms import OnceForm, RegisterDeviceForm
 from ..models import User
-from ..services import devices
+from ..origin import current_origin
+from ..services import devices, events
+from ..services.events import Origin
 from . import (
     apply_service_error,
     form_status,
@@ -40,6 +42,11 @@ def _require_login() -> None:
 
 def _actor() -> User:
     return current_user._get_current_object()
+
+
+def _origin() -> Origin:
+    """The audit origin of this dashboard request: the signed-in user, their address, the request id."""
+    return current_origin(f"user:{current_user.id}")
 
 
 def _authorize_purpose(device_id: int) -> str:
@@ -117,7 +124,7 @@ def create() -> Response | tuple[str, int]:
         return _render_new(form, form_status(form))
     try:
         creds = devices.create_device(
-            _actor(), form.manufacturer.data, form.device_code.data, bool(form.is_test_mode.data)
+            _actor(), form.manufacturer.data, form.device_code.data, bool(form.is_test_mode.data), _origin()
         )
     except InvalidInput as error:
         apply_service_error(form, error)
@@ -139,8 +146,15 @@ def _credentials_page(creds: devices.Credentials, reauthorized: bool) -> Respons
 
 @bp.get("/<int:device_id>")
 def detail(device_id: int) -> str:
-    """A device's page. Another user's device is a 404, as for a missing id (services raise NotFound)."""
-    return render_template("devices/detail.html", device=devices.get_device(_actor(), device_id))
+    """A device's page with its audit trail, newest first, 20 events a page (?events_before=<id>).
+
+    Another user's device is a 404, as for a missing id (services raise NotFound).
+    """
+    before = request.args.get("events_before", type=int, default=0)
+    history = events.list_events(_actor(), device_id, offset=max(before, 0), limit=20, sort_order="desc")
+    return render_template(
+        "devices/detail.html", device=devices.get_device(_actor(), device_id), history=history, events_before=before
+    )
 
 
 @bp.get("/<int:device_id>/disable")
@@ -151,7 +165,7 @@ def confirm_disable(device_id: int) -> str:
 @bp.post("/<int:device_id>/disable")
 def disable(device_id: int) -> Response:
     """Disable now: the device's credentials and tokens are refused (idempotent). Commits via the service."""
-    device = devices.disable_device(_actor(), device_id)
+    device = devices.disable_device(_actor(), device_id, _origin())
     flash(
         f"{device.product_name} is disabled. Its credentials and tokens are refused from now on; "
         "Re-authorize gives it new ones.",
@@ -185,6 +199,6 @@ def authorize(device_id: int) -> Response:
     if state == "unknown" or not form.validate_on_submit():
         flash("That form had expired, so nothing was changed. Confirm again to get a new secret.", "error")
         return redirect(url_for(".confirm_authorize", device_id=device.id), code=303)
-    creds = devices.authorize_device(_actor(), device.id)
+    creds = devices.authorize_device(_actor(), device.id, _origin())
     spend_nonce(form.nonce.data, device.id)
     return _credentials_page(creds, reauthorized=True)
