@@ -44,10 +44,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 def register_extensions(app: Flask) -> None:
     install_log_redaction()
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
-        app.config.setdefault(
-            "SQLALCHEMY_ENGINE_OPTIONS",
-            {"pool_pre_ping": True, "pool_size": app.config["SQLALCHEMY_POOL_SIZE"]},
-        )
+        # Pre-ping replaces connections the server closed (restart, failover); the connect
+        # timeout turns a host that drops packets into a quick 503 instead of a worker
+        # stuck until gunicorn kills it. Options given by the caller win, these fill in.
+        options = app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {})
+        options.setdefault("pool_pre_ping", True)
+        options.setdefault("pool_size", app.config["SQLALCHEMY_POOL_SIZE"])
+        connect_args = options.setdefault("connect_args", {})
+        connect_args.setdefault("connect_timeout", app.config["BIOWEB_DB_CONNECT_TIMEOUT"])
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS), render_as_batch=True)
     login_manager.init_app(app)

@@ -53,6 +53,7 @@ def load(instance_path: str) -> dict[str, Any]:
         "SECRET_KEY": _secret_key(instance),
         "SQLALCHEMY_DATABASE_URI": normalize_database_url(database_url),
         "SQLALCHEMY_POOL_SIZE": int(env("BIOWEB_DB_POOL_SIZE", "5")),
+        "BIOWEB_DB_CONNECT_TIMEOUT": int(env("BIOWEB_DB_CONNECT_TIMEOUT", "5")),
         "BIOWEB_PROXY_COUNT": int(env("BIOWEB_PROXY_COUNT", "0")),
         "BIOWEB_BASE_URL": env("BIOWEB_BASE_URL", "http://127.0.0.1:8000").rstrip("/"),
         "BIOWEB_TOKEN_EXPIRES_IN": int(env("BIOWEB_TOKEN_EXPIRES_IN", "3600")),
@@ -64,6 +65,10 @@ def load(instance_path: str) -> dict[str, Any]:
         "RATELIMIT_ENABLED": _bool(env("RATELIMIT_ENABLED"), True),
         "RATELIMIT_STORAGE_URI": env("RATELIMIT_STORAGE_URI", "memory://"),
         "RATELIMIT_HEADERS_ENABLED": True,
+        # Deployments sharing one Redis keep their counters apart.
+        "RATELIMIT_KEY_PREFIX": env("RATELIMIT_KEY_PREFIX", "bioweb"),
+        # If Redis goes away, count in memory per process rather than fail /token.
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
         "BIOWEB_TOKEN_RATELIMIT_PER_CLIENT": env("BIOWEB_TOKEN_RATELIMIT_PER_CLIENT", "30/minute"),
         "BIOWEB_TOKEN_RATELIMIT_PER_IP": env("BIOWEB_TOKEN_RATELIMIT_PER_IP", "300/minute"),
         "BIOWEB_LOGIN_RATELIMIT": env("BIOWEB_LOGIN_RATELIMIT", "10/minute"),

@@ -68,6 +68,8 @@ def test_database_url_from_the_environment_uses_psycopg3_and_the_configured_pool
             assert response.status_code == 200
             assert response.get_json() == {"status": "ok"}
             assert db.session.execute(sa.text("SELECT current_database()")).scalar() == url.rsplit("/", 1)[1]
+            assert app.config["SQLALCHEMY_ENGINE_OPTIONS"]["connect_args"] == {"connect_timeout": 5}
+            assert app.config["SQLALCHEMY_ENGINE_OPTIONS"]["pool_pre_ping"] is True
         finally:
             db.session.remove()
             db.engine.dispose()
@@ -291,3 +293,30 @@ def test_backup_restores_a_working_database(backend: str, tmp_path, request):
     finally:
         for url in made:
             drop_pg_database(PG_ADMIN_URL, url)
+
+
+def test_engine_options_given_by_the_caller_keep_pre_ping_and_the_timeout(pg_database_url: str):
+    app = create_app(
+        {"TESTING": True, "SQLALCHEMY_DATABASE_URI": pg_database_url, "SQLALCHEMY_ENGINE_OPTIONS": {"echo": False}}
+    )
+    options = app.config["SQLALCHEMY_ENGINE_OPTIONS"]
+    assert options["pool_pre_ping"] is True and options["connect_args"]["connect_timeout"] == 5
+
+
+def test_token_endpoint_keeps_working_when_the_rate_limit_store_is_away(database_url: str):
+    """Redis down: limits fall back to per-process memory instead of failing /token."""
+    from tests.helpers import make_app, make_device, make_user
+
+    app = make_app(database_url, RATELIMIT_ENABLED=True, RATELIMIT_STORAGE_URI="redis://127.0.0.1:1/0")
+    with app.app_context():
+        db.create_all()
+        try:
+            device, secret = make_device(make_user("redis-down@example.com"))
+            response = app.test_client().post(
+                "/token", data={"grant_type": "client_credentials"}, auth=(device.client_id, secret)
+            )
+            assert response.status_code == 200, response.get_data(as_text=True)
+        finally:
+            db.session.remove()
+            db.drop_all()
+            db.engine.dispose()
