@@ -21,7 +21,7 @@ import pstats
 import sys
 import tempfile
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -155,6 +155,132 @@ def profile_case(app, case: Case, requests: int, top: int, statements: list[str]
         print("  ncalls" + body.rstrip())
 
 
+def _per_call_ms(fn, repeat: int) -> float:
+    for _ in range(min(50, repeat)):
+        fn()
+    started = time.perf_counter()
+    for _ in range(repeat):
+        fn()
+    return (time.perf_counter() - started) / repeat * 1000
+
+
+def add_probe_routes(app) -> None:
+    """Bench-only routes on this process's app object (bioweb's code is untouched): a no-op
+    JSON view, and the same behind the bearer check, to split a request's cost into layers."""
+    from flask import jsonify
+
+    from bioweb.oauth import require_oauth
+
+    app.add_url_rule("/bench/noop", "bench_noop", lambda: jsonify(status="ok"))
+
+    @require_oauth("devices:read")
+    def bench_auth():
+        return jsonify(status="ok")
+
+    app.add_url_rule("/api/v1/bench-auth", "bench_auth", bench_auth)
+
+
+def layers(app, data: seed.LoadData, repeat: int) -> None:
+    """Unprofiled time per request through successively more of bioweb, then `micro`."""
+    user = data.users[0]
+    device = next(d for d in data.devices if d.user_id == user.id)
+    auth = {"Authorization": f"Bearer {user.pat}"}
+    client, bare = app.test_client(), baseline_app.test_client()
+    rows = [
+        ("bare Flask app (bench/baseline.py)", lambda: bare.get("/api/v1/x")),
+        ("bioweb app, no-op JSON view (hooks, extensions)", lambda: client.get("/bench/noop")),
+        (
+            "bioweb app, no-op view behind require_oauth (PAT)",
+            lambda: client.get("/api/v1/bench-auth", headers=auth),
+        ),
+        ("GET /api/v1/device/<id> (PAT)", lambda: client.get(f"/api/v1/device/{device.id}", headers=auth)),
+        ("GET /api/v1/devices?limit=100", lambda: client.get("/api/v1/devices?limit=100", headers=auth)),
+    ]
+    print("## layers: in-process time per request, no profiler")
+    for label, fn in rows:
+        print(f"    {_per_call_ms(fn, repeat):6.3f} ms  {label}")
+
+    with app.app_context():
+        micro(data, repeat)
+
+
+def micro(data: seed.LoadData, repeat: int) -> None:
+    """The hottest query and the list serialisation, as bioweb does them and cheaper (in an app context)."""
+    from flask import json
+
+    from bioweb.api import serializers
+    from bioweb.models import Device, Token, User
+    from bioweb.security import digest
+    from bioweb.services import tokens
+
+    user = data.users[0]
+    print("## the token lookup, three ways (same SQL result)")
+    t, u, d = Token.__table__, User.__table__, Device.__table__
+    core = (
+        sa.select(t.c.id, t.c.kind, t.c.scope, t.c.user_id, t.c.device_id, t.c.expires_time, t.c.revoked_time,
+                  t.c.last_used_time, u.c.tenant_id, d.c.state, d.c.last_active_time)
+        .select_from(t.join(u, u.c.id == t.c.user_id).outerjoin(d, d.c.id == t.c.device_id))
+        .where(t.c.digest == sa.bindparam("digest"))
+    )  # fmt: skip
+    raw_sql = str(core.compile(db.engine))
+    raw_params = (digest(user.pat),) if db.engine.dialect.name == "sqlite" else {"digest": digest(user.pat)}
+
+    def orm() -> None:
+        tokens.find_token(user.pat)
+        db.session.remove()
+
+    def core_lookup() -> None:
+        with db.engine.connect() as conn:
+            conn.execute(core, {"digest": digest(user.pat)}).first()
+
+    def raw_lookup() -> None:
+        with db.engine.connect() as conn:
+            conn.exec_driver_sql(raw_sql, raw_params).first()
+
+    for label, fn in (
+        ("ORM, services.tokens.find_token (joinedload user + device, full rows)", orm),
+        ("Core select of the 11 columns the check needs", core_lookup),
+        ("driver SQL, same statement", raw_lookup),
+    ):
+        print(f"    {_per_call_ms(fn, repeat):6.3f} ms  {label}")
+
+    print("## one page of 100 devices: fetch and serialise")
+    page = sa.select(Device).where(Device.user_id == user.id).order_by(Device.id).limit(100)
+    columns = [c for c in d.c]
+    core_page = sa.select(*columns).where(d.c.user_id == user.id).order_by(d.c.id).limit(100)
+
+    def orm_page() -> None:
+        json.dumps([serializers.device_summary(x) for x in db.session.scalars(page)])
+        db.session.remove()
+
+    def core_page_fn() -> None:
+        with db.engine.connect() as conn:
+            result = conn.execute(core_page).mappings().all()
+        json.dumps(
+            [
+                {
+                    "id": r["id"], "uuid": r["uuid"], "manufacturer": r["manufacturer"], "code": r["code"],
+                    "product_name": r["product_name"], "is_test_mode": r["is_test_mode"], "state": r["state"],
+                    "created_time": r["created_time"].isoformat(),
+                    "modified_time": r["modified_time"].isoformat(),
+                    "last_active_time": r["last_active_time"].isoformat(),
+                }
+                for r in result
+            ]
+        )  # fmt: skip
+
+    def orm_only() -> None:
+        list(db.session.scalars(page))
+        db.session.remove()
+
+    for label, fn in (
+        ("ORM objects + serializers.device_summary + json.dumps (today)", orm_page),
+        ("ORM objects only (hydration)", orm_only),
+        ("Core rows + dicts + json.dumps", core_page_fn),
+    ):
+        print(f"    {_per_call_ms(fn, max(repeat // 5, 20)):6.3f} ms  {label}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=400)
@@ -171,18 +297,22 @@ def main(argv: list[str] | None = None) -> int:
             db.create_all()
             engine = db.engine
             data = seed.seed_load_data(engine, users=20, devices_per_user=100)
-            statements: list[str] = []
+        statements: list[str] = []
 
-            @sa.event.listens_for(engine, "before_cursor_execute")
-            def _count(conn, cursor, statement, parameters, context, executemany) -> None:
-                statements.append(statement)
+        @sa.event.listens_for(engine, "before_cursor_execute")
+        def _count(conn, cursor, statement, parameters, context, executemany) -> None:
+            statements.append(statement)
 
-            per_kind: dict[str, int] = defaultdict(int)
-            for case in cases(data):
-                if args.only and case.name not in args.only.split(","):
-                    continue
-                profile_case(app, case, args.requests, args.top, statements)
-                per_kind[case.name] += 1
+        # Requests run with no outer app context, as under gunicorn: each request then gets
+        # its own app context, and Flask-SQLAlchemy's session is removed at its teardown
+        # (an outer context would keep one session, its identity map and its connection).
+        add_probe_routes(app)
+        layers(app, data, args.requests)
+        for case in cases(data):
+            if args.only and case.name not in args.only.split(","):
+                continue
+            profile_case(app, case, args.requests, args.top, statements)
+        with app.app_context():
             if args.database_url:
                 db.drop_all()
             db.engine.dispose()

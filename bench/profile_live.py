@@ -98,12 +98,14 @@ def main(argv: list[str] | None = None) -> int:
         try:
             data = seed.seed_load_data(engine)
             env = {"DATABASE_URL": db.url, "RATELIMIT_ENABLED": "false"}
+            logs = ROOT / "bench" / "out" / "profile-live"  # kept: a crashed worker explains itself there
+            logs.mkdir(parents=True, exist_ok=True)
             if args.baseline:
                 server = servers.start(
                     "baseline", "baseline:app", ROOT / "bench", env, work, "/", opts.workers
                 )
             else:
-                server = servers.start("bioweb", "app:app", ROOT, env, work, "/healthz", opts.workers)
+                server = servers.start("bioweb", "app:app", ROOT, env, logs, "/healthz", opts.workers)
             for spec in load_specs(data):
                 if args.only and spec.name not in args.only.split(","):
                     continue

@@ -15,6 +15,7 @@ For each database backend (SQLite, and PostgreSQL when reachable):
 Prints the tables and writes them, with every raw figure, to bench/out/<timestamp>/.
 Environment (or the matching options): BENCH_BACKENDS, BENCH_DURATION, BENCH_ROUNDS,
 BENCH_THREADS, BENCH_CONNECTIONS, BENCH_SCALE_DEVICES, BENCH_PG_URL, BENCH_PG_DB.
+`bench/run.py --report bench/out/<timestamp>/results.json` prints the tables of a saved run.
 """
 
 from __future__ import annotations
@@ -106,6 +107,10 @@ class EndpointResult:
             "baseline_p50_ms": mean(r.p50_ms for r in self.baseline),
             "baseline_p99_ms": mean(r.p99_ms for r in self.baseline),
             "ratio": ratio,
+            # Worker CPU per request, baseline over bioweb: the throughput ratio the workers
+            # alone would allow. Unlike req/s it does not move with other load on the machine.
+            "cpu_ratio": statistics.fmean(r.worker_cpu_ms or 0 for r in self.baseline)
+            / max(statistics.fmean(r.worker_cpu_ms or 0 for r in self.target), 1e-9),
             "cpu_ms": mean(r.worker_cpu_ms or 0 for r in self.target),
             "baseline_cpu_ms": mean(r.worker_cpu_ms or 0 for r in self.baseline),
             "target": f">= {goal:.0%}" if goal else "-",
@@ -541,8 +546,8 @@ def report(results: list[dict[str, Any]], opts: Options) -> str:
         "### Throughput (bioweb vs bare Flask baseline, same gunicorn settings)",
         "",
         "| backend | endpoint | req/s | p50 ms | p99 ms | baseline req/s | baseline p50 ms | baseline p99 ms "
-        "| ratio | target | met | worker CPU ms/req | baseline CPU ms/req |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|",
+        "| ratio | target | met | worker CPU ms/req | baseline CPU ms/req | CPU ratio |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|",
     ]
     for res in results:
         for row in res["load"]:
@@ -550,7 +555,7 @@ def report(results: list[dict[str, Any]], opts: Options) -> str:
                 f"| {res['backend']} | {row['endpoint']} | {row['rps']:.0f} | {row['p50_ms']:.2f} | "
                 f"{row['p99_ms']:.2f} | {row['baseline_rps']:.0f} | {row['baseline_p50_ms']:.2f} | "
                 f"{row['baseline_p99_ms']:.2f} | {row['ratio']:.0%} | {row['target']} | {_ok(row['ok'])} | "
-                f"{row['cpu_ms']:.2f} | {row['baseline_cpu_ms']:.2f} |"
+                f"{row['cpu_ms']:.2f} | {row['baseline_cpu_ms']:.2f} | {row.get('cpu_ratio', 0):.0%} |"
             )
     lines += [
         "",
@@ -668,7 +673,7 @@ def options(argv: list[str] | None) -> Options:
         "--workers", type=int, default=int(env("WEB_CONCURRENCY", str(min(4, (os.cpu_count() or 1) * 2))))
     )
     parser.add_argument("--scale-devices", type=int, default=int(env("BENCH_SCALE_DEVICES", "1000000")))
-    parser.add_argument("--scale-duration", type=float, default=float(env("BENCH_SCALE_DURATION", "9")))
+    parser.add_argument("--scale-duration", type=float, default=float(env("BENCH_SCALE_DURATION", "6")))
     parser.add_argument("--pg-url", default=env("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/"))
     parser.add_argument("--pg-db", default=env("BENCH_PG_DB", "bioweb_bench"))
     parser.add_argument("--keep", action="store_true", help="keep the databases afterwards")
@@ -688,7 +693,22 @@ def options(argv: list[str] | None) -> Options:
     )
 
 
+def rerender(path: Path) -> int:
+    """Print the tables of an earlier run from its results.json (e.g. after a report change)."""
+    saved = json.loads(path.read_text())
+    results = saved["results"]
+    for res in results:
+        for row, name in zip(res["load"], res["load_raw"], strict=True):
+            raw = res["load_raw"][name]
+            cpu = [statistics.fmean(r["worker_cpu_ms"] or 0 for r in raw[k]) for k in ("baseline", "target")]
+            row.setdefault("cpu_ratio", cpu[0] / max(cpu[1], 1e-9))
+    print(report(results, Options(**saved["options"])))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    if argv is None and len(sys.argv) == 3 and sys.argv[1] == "--report":
+        return rerender(Path(sys.argv[2]))
     opts = options(argv)
     loadgen.wrk_path()
     started = time.perf_counter()
