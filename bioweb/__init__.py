@@ -8,10 +8,12 @@ from typing import Any
 
 from flask import Flask, jsonify
 from sqlalchemy import text
+from werkzeug.routing import IntegerConverter
 
 from . import config as config_module
 from .errors import json_error, register_error_handlers
 from .extensions import csrf, db, limiter, login_manager, migrate
+from .models import MAX_ID
 from .security import install_log_redaction, load_user
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -32,6 +34,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             app.config["SQLALCHEMY_DATABASE_URI"] = config_module.normalize_database_url(
                 config["SQLALCHEMY_DATABASE_URI"]
             )
+    register_routing(app)
     register_extensions(app)
     register_request_context(app)
     register_oauth(app)
@@ -39,6 +42,21 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     register_blueprints(app)
     register_cli(app)
     return app
+
+
+class IdConverter(IntegerConverter):
+    """`<int:...>` in every route: 1..MAX_ID, so an id no column can hold is a plain 404."""
+
+    def __init__(self, url_map, **kwargs):
+        kwargs.setdefault("min", 1)
+        kwargs.setdefault("max", MAX_ID)
+        super().__init__(url_map, **kwargs)
+
+
+def register_routing(app: Flask) -> None:
+    app.url_map.converters["int"] = IdConverter
+    # "/api/v1//devices" is a 404 in the JSON shape, not a redirect to a guessed URL.
+    app.url_map.merge_slashes = False
 
 
 def register_extensions(app: Flask) -> None:

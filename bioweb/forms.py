@@ -8,6 +8,7 @@ from wtforms import BooleanField, IntegerField, StringField
 from wtforms.validators import AnyOf, DataRequired, Length, NumberRange, StopValidation, ValidationError
 
 from . import devicecodes
+from .models import MAX_ID
 from .services.devices import SORT_FIELDS
 
 MANUFACTURERS = ("Apple",)
@@ -28,7 +29,24 @@ class Present:
 
 
 def _strip(value):
-    return value.strip() if isinstance(value, str) else value
+    """Trim surrounding space; refuse NUL characters (no text column stores them)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("Must not contain NUL characters.")
+        return value.strip()
+    return value
+
+
+class IdRange:
+    """Refuse integers outside minimum..MAX_ID before any float-based check (NumberRange) sees them."""
+
+    def __init__(self, minimum: int = 0, message: str | None = None):
+        self.minimum = minimum
+        self.message = message or f"must be from {minimum} to {MAX_ID}."
+
+    def __call__(self, form, field) -> None:
+        if isinstance(field.data, int) and not self.minimum <= field.data <= MAX_ID:
+            raise StopValidation(self.message)
 
 
 class DeviceForm(FlaskForm):
@@ -67,10 +85,12 @@ class PageForm(FlaskForm):
     """Query parameters of a keyset-paged list: id cursor, page size, order."""
 
     offset = IntegerField(
-        "offset", default=0, validators=[NumberRange(min=0, message="must be an id, 0 or more.")]
+        "offset", default=0, validators=[IdRange(), NumberRange(min=0, message="must be an id, 0 or more.")]
     )
     limit = IntegerField(
-        "limit", default=100, validators=[NumberRange(min=1, max=1000, message="must be from 1 to 1000.")]
+        "limit",
+        default=100,
+        validators=[IdRange(), NumberRange(min=1, max=1000, message="must be from 1 to 1000.")],
     )
     sort_order = StringField(
         "sort_order", default="asc", validators=[AnyOf(("asc", "desc"), message="must be asc or desc.")]
@@ -94,7 +114,7 @@ class DeviceRefForm(FlaskForm):
         "device_id",
         validators=[
             Present(message="is required: the id of one of your devices."),
-            NumberRange(min=1, message="must be a device id (1 or more)."),
+            IdRange(1, message=f"must be a device id, from 1 to {MAX_ID}."),
         ],
     )
 

@@ -12,6 +12,10 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from .extensions import db
 
 
+# Ids are INTEGER columns (32-bit on PostgreSQL): anything above is no id of ours.
+MAX_ID = 2**31 - 1
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

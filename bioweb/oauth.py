@@ -22,6 +22,7 @@ from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from flask import Blueprint, Flask, current_app, jsonify, json, request
 
+from .errors import json_error
 from .extensions import csrf, limiter
 from .models import Device, Token, TokenKind, User
 from .security import DUMMY_DIGEST, digest_matches
@@ -245,6 +246,23 @@ def _limited(view):
     for decorate in _token_limits:
         view = decorate(view)
     return view
+
+
+@bp.before_request
+def _refuse_undecodable_basic_credentials():
+    """Basic credentials that are not base64 of UTF-8 text are invalid_client, not a crash in Authlib."""
+    header = request.headers.get("Authorization", "")
+    if header[:6].lower() != "basic ":
+        return None
+    try:
+        base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        response = json_error(
+            401, "invalid_client", "The Basic credentials are not base64-encoded UTF-8 'client_id:client_secret'.",
+            headers={"WWW-Authenticate": 'Basic realm="bioweb"', "Pragma": "no-cache"},
+        )
+        return response
+    return None
 
 
 def _server() -> AuthorizationServer:

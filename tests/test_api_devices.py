@@ -215,7 +215,13 @@ def test_retrieve_has_every_published_field(client, token, user, path):
     assert "secret" not in response.get_data(as_text=True)
 
 
-@pytest.mark.parametrize("path", ["/api/v1/device/999", "/api/v1/device/0", "/api/v1/device/-1", "/api/v1/device/abc"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/device/999", "/api/v1/device/0", "/api/v1/device/-1", "/api/v1/device/abc",
+        "/api/v1/device/2147483648", "/api/v1/device/99999999999999999999999", "/api/v1//device/1",
+    ],
+)
 def test_retrieve_unknown_device_is_404(client, token, path):
     assert_error(client.get(path, headers=bearer(token)), 404, "not_found")
 
@@ -370,6 +376,8 @@ def test_paging_by_every_field_never_skips_or_repeats(client, token, user, sort_
         ("limit=", "limit"),
         ("offset=-1", "offset"),
         ("offset=1.5", "offset"),
+        ("offset=2147483648", "offset"),
+        ("limit=" + "9" * 400, "limit"),
         ("sort_order=up", "sort_order"),
         ("sort_order=ASC", "sort_order"),
         ("sort_field=client_secret_digest", "sort_field"),

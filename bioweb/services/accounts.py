@@ -79,6 +79,8 @@ def create_user(
 
 
 def get_user_by_email(email: str) -> User | None:
+    if "\x00" in email:  # no stored email has one, and PostgreSQL refuses NUL in text
+        return None
     return db.session.scalar(sa.select(User).where(User.email == normalize_email(email)))
 
 

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from .. import devicecodes
 from ..errors import InvalidInput, NotFound
 from ..extensions import db
-from ..models import Device, DeviceState, EventKind, User, utcnow
+from ..models import MAX_ID, Device, DeviceState, EventKind, User, utcnow
 from ..security import SECRET_PREFIX, digest, new_client_id, new_secret
 from . import events, tokens
 from .events import Origin
@@ -91,7 +91,7 @@ def create_device(
 
 def get_device(actor: User, device_id: int) -> Device:
     """The actor's device `device_id`. Raises NotFound for a missing id and for another user's device alike."""
-    device = db.session.get(Device, device_id)
+    device = db.session.get(Device, device_id) if 0 < device_id <= MAX_ID else None
     if device is None or device.user_id != actor.id:
         raise NotFound(f"You have no device with id {device_id}.")
     return device
@@ -168,4 +168,6 @@ def authorize_device(actor: User, device_id: int, origin: Origin | None = None) 
 
 def find_client(client_id: str) -> Device | None:
     """The device whose OAuth client id is `client_id` (any state), or None."""
+    if "\x00" in client_id:  # no stored id has one, and PostgreSQL refuses NUL in text
+        return None
     return db.session.scalar(sa.select(Device).where(Device.client_id == client_id))

@@ -15,7 +15,7 @@ from sqlalchemy.orm import joinedload
 
 from ..errors import InvalidInput, NotFound
 from ..extensions import db
-from ..models import Device, DeviceState, EventKind, Token, TokenKind, User, utcnow
+from ..models import MAX_ID, Device, DeviceState, EventKind, Token, TokenKind, User, utcnow
 from . import events
 from .events import Origin
 from ..security import ACCESS_PREFIX, PAT_PREFIX, REFRESH_PREFIX, digest, new_secret
@@ -79,7 +79,7 @@ def list_personal_tokens(user: User) -> list[Token]:
 
 def revoke_personal_token(actor: User | None, token_id: int) -> Token:
     """Revoke a PAT (idempotent). `actor` None means an operator (CLI). Raises NotFound. Commits."""
-    token = db.session.get(Token, token_id)
+    token = db.session.get(Token, token_id) if 0 < token_id <= MAX_ID else None
     if (
         token is None
         or token.kind != TokenKind.PERSONAL

@@ -43,7 +43,7 @@ def nonce_state(purpose: str, nonce: str | None) -> tuple[NonceState, int | None
     if not nonce:
         return "unknown", None
     for issued, issued_for, result in session.get(NONCE_KEY, []):
-        if hmac.compare_digest(issued, nonce) and issued_for == purpose:
+        if hmac.compare_digest(issued.encode(), nonce.encode()) and issued_for == purpose:
             return ("fresh", None) if result is None else ("used", result)
     return "unknown", None
 
