@@ -12,7 +12,7 @@ from werkzeug.routing import IntegerConverter
 
 from . import config as config_module
 from .errors import json_error, register_error_handlers
-from .extensions import csrf, db, limiter, login_manager, migrate
+from .extensions import FastJSONProvider, csrf, db, limiter, login_manager, migrate
 from .models import MAX_ID
 from .security import install_log_redaction, load_user
 
@@ -54,6 +54,7 @@ class IdConverter(IntegerConverter):
 
 
 def register_routing(app: Flask) -> None:
+    app.json = FastJSONProvider(app)
     app.url_map.converters["int"] = IdConverter
     # "/api/v1//devices" is a 404 in the JSON shape, not a redirect to a guessed URL.
     app.url_map.merge_slashes = False

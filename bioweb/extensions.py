@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import orjson
 import sqlalchemy as sa
+from flask import Response
+from flask.json.provider import DefaultJSONProvider
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
@@ -43,3 +48,24 @@ def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
+
+
+class FastJSONProvider(DefaultJSONProvider):
+    """Flask's JSON output through orjson: several times faster than the standard library,
+    and timezone-aware datetimes come out as RFC 3339 ('2022-02-06T00:54:45.249153+00:00'),
+    so serializers hand them over as they are. Keys keep the serializers' order. Parsing
+    request bodies stays with the standard library (its errors are what bind_json expects).
+    """
+
+    def _encode(self, obj: Any) -> bytes:
+        try:
+            return orjson.dumps(obj, default=self.default)
+        except TypeError:  # what orjson cannot represent (integers beyond 64 bits): the slow path
+            return super().dumps(obj).encode()
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        return self._encode(obj).decode()
+
+    def response(self, *args: Any, **kwargs: Any) -> Response:
+        obj = self._prepare_response_obj(args, kwargs)
+        return self._app.response_class(self._encode(obj), mimetype=self.mimetype)

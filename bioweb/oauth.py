@@ -24,7 +24,9 @@ from flask import Blueprint, Flask, current_app, jsonify, json, request
 
 from .errors import json_error
 from .extensions import csrf, limiter
-from .models import Device, Token, TokenKind, User
+import sqlalchemy as sa
+
+from .models import DeviceState, TokenKind
 from .security import DUMMY_DIGEST, digest_matches
 from .origin import current_origin
 from .services import devices, events, tokens
@@ -36,14 +38,14 @@ GRANT_TYPES = ["client_credentials", "refresh_token"]
 
 
 class DeviceClient(ClientMixin):
-    """Authlib's view of a device as a confidential client.
+    """Authlib's view of a device (a row of devices.find_client) as a confidential client.
 
     Built for unknown client ids too (device None), so that an unknown client takes the
     same path, and the same digest comparison, as a wrong secret: no timing oracle. A
     disabled device fails authentication the same way (invalid_client).
     """
 
-    def __init__(self, device: Device | None):
+    def __init__(self, device: sa.Row | None):
         self.device = device
 
     def get_client_id(self) -> str | None:
@@ -52,9 +54,10 @@ class DeviceClient(ClientMixin):
     def check_client_secret(self, client_secret: str) -> bool:
         known = self.device is not None
         matches = digest_matches(client_secret, self.device.client_secret_digest if known else DUMMY_DIGEST)
-        if known and not (matches and self.device.is_active):
+        accepted = matches and known and self.device.state == DeviceState.ACTIVE
+        if known and not accepted:
             events.record_failed_authentication(self.device, current_origin("anonymous"))
-        return matches and known and self.device.is_active
+        return accepted
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
         return method in AUTH_METHODS
@@ -67,31 +70,27 @@ class DeviceClient(ClientMixin):
 
 
 class BearerToken(TokenMixin):
-    """Authlib's view of a stored token row."""
+    """Authlib's view of a stored token (tokens.TokenRecord)."""
 
-    def __init__(self, row: Token):
-        self.row = row
-
-    @property
-    def user(self) -> User:
-        return self.row.user
+    def __init__(self, record: tokens.TokenRecord):
+        self.record = record
 
     def check_client(self, client: DeviceClient) -> bool:
-        return client.device is not None and self.row.device_id == client.device.id
+        return client.device is not None and self.record.device_id == client.device.id
 
     def get_scope(self) -> str:
-        return self.row.scope
+        return self.record.scope
 
     def get_expires_in(self) -> int:
-        if self.row.expires_time is None:
+        if self.record.expires_time is None:
             return 0
-        return int((self.row.expires_time - self.row.created_time).total_seconds())
+        return int((self.record.expires_time - self.record.created_time).total_seconds())
 
     def is_expired(self) -> bool:
-        return self.row.is_expired()
+        return self.record.is_expired()
 
     def is_revoked(self) -> bool:
-        return not tokens.is_usable(self.row) and not self.row.is_expired()
+        return not self.record.is_usable() and not self.record.is_expired()
 
 
 def _query_client(client_id: str) -> DeviceClient:
@@ -113,16 +112,16 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
     INCLUDE_NEW_REFRESH_TOKEN = True
 
     def authenticate_refresh_token(self, refresh_token: str) -> BearerToken | None:
-        row = tokens.find_refresh_token(self.request.client.device, refresh_token)
-        return BearerToken(row) if row else None
+        record = tokens.find_refresh_token(self.request.client.device, refresh_token)
+        return BearerToken(record) if record else None
 
-    def authenticate_user(self, refresh_token: BearerToken) -> User:
-        return refresh_token.user
+    def authenticate_user(self, refresh_token: BearerToken) -> tokens.UserRef:
+        return refresh_token.record.actor
 
     def create_token_response(self):
         device = self.client.device
         body = tokens.rotate_refresh_token(
-            device, self.request.refresh_token.row, current_origin(f"device:{device.id}")
+            device, self.request.refresh_token.record, current_origin(f"device:{device.id}")
         )
         if body is None:
             raise InvalidGrantError("The refresh token is expired, revoked or already used.")
@@ -133,15 +132,15 @@ class _DeviceTokenEndpoint:
     CLIENT_AUTH_METHODS = AUTH_METHODS
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> BearerToken | None:
-        row = tokens.find_token(token_string)
-        if row is None or row.kind == TokenKind.PERSONAL:
+        record = tokens.find_token(token_string)
+        if record is None or record.kind == TokenKind.PERSONAL:
             return None
-        return BearerToken(row)
+        return BearerToken(record)
 
 
 class Revocation(_DeviceTokenEndpoint, RevocationEndpoint):
     def revoke_token(self, token: BearerToken, request) -> None:
-        tokens.revoke_device_token(token.row)
+        tokens.revoke_device_token(token.record)
 
 
 class Introspection(_DeviceTokenEndpoint, IntrospectionEndpoint):
@@ -149,32 +148,32 @@ class Introspection(_DeviceTokenEndpoint, IntrospectionEndpoint):
         return token.check_client(client)
 
     def introspect_token(self, token: BearerToken) -> dict[str, Any]:
-        row = token.row
+        record = token.record
         return {
             "active": True,
-            "scope": row.scope,
-            "client_id": row.device.client_id,
-            "token_type": "Bearer" if row.kind == TokenKind.ACCESS else "refresh_token",
-            "exp": int(row.expires_time.timestamp()) if row.expires_time else None,
-            "iat": int(row.created_time.timestamp()),
-            "sub": str(row.user_id),
-            "device_id": row.device_id,
-            "user_id": row.user_id,
-            "tenant_id": row.device.tenant_id,
+            "scope": record.scope,
+            "client_id": record.device_client_id,
+            "token_type": "Bearer" if record.kind == TokenKind.ACCESS else "refresh_token",
+            "exp": int(record.expires_time.timestamp()) if record.expires_time else None,
+            "iat": int(record.created_time.timestamp()),
+            "sub": str(record.user_id),
+            "device_id": record.device_id,
+            "user_id": record.user_id,
+            "tenant_id": record.tenant_id,
         }
 
 
 class _Validator(BearerTokenValidator):
     def authenticate_token(self, token_string: str) -> BearerToken | None:
-        row = tokens.find_token(token_string)
-        return BearerToken(row) if row else None
+        record = tokens.find_token(token_string)
+        return BearerToken(record) if record else None
 
     def validate_token(self, token, scopes, request) -> None:
-        if token is None or not tokens.is_usable(token.row):
+        if token is None or not token.record.is_usable():
             raise InvalidTokenError(description="The access token is unknown, expired or revoked.")
         if self.scope_insufficient(token.get_scope(), scopes):
             raise InsufficientScopeError(description=f"This needs the scope {' or '.join(scopes)}.")
-        tokens.record_use(token.row)
+        tokens.record_use(token.record)
 
 
 class BioResourceProtector(ResourceProtector):
@@ -206,16 +205,16 @@ require_oauth.register_token_validator(_Validator(realm="bioweb"))
 current_token = _current_token
 
 
-def current_user_and_device() -> tuple[User, int | None]:
+def current_user_and_device() -> tuple[tokens.UserRef, int | None]:
     """The acting user of this bearer request, and the device id if it is a device token."""
-    row: Token = current_token.row
-    return row.user, row.device_id
+    record: tokens.TokenRecord = current_token.record
+    return record.actor, record.device_id
 
 
 def bearer_origin() -> events.Origin:
     """The audit Origin of this bearer request: the user, or the device for a device token."""
-    row: Token = current_token.row
-    return current_origin(f"device:{row.device_id}" if row.device_id else f"user:{row.user_id}")
+    record: tokens.TokenRecord = current_token.record
+    return current_origin(f"device:{record.device_id}" if record.device_id else f"user:{record.user_id}")
 
 
 def _client_key() -> str:

@@ -61,7 +61,7 @@ def get_device(device_id: int):
     if own_device_id is not None and own_device_id != device_id:
         # A device token reads its own record only; any other id looks like a missing one.
         raise NotFound(f"You have no device with id {device_id}.")
-    return jsonify(serializers.device_detail(devices.get_device(actor, device_id)))
+    return jsonify(serializers.device_detail(devices.read_device(actor, device_id)))
 
 
 @bp.delete("/device/<int:device_id>")

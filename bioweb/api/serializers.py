@@ -1,18 +1,17 @@
-"""Model -> JSON-ready dict. Times are RFC 3339 with a UTC offset."""
+"""Model (or read-only row) -> JSON-ready dict.
+
+Times stay timezone-aware datetimes: the app's JSON provider (extensions.FastJSONProvider)
+writes them as RFC 3339 with a UTC offset, e.g. 2022-02-06T00:54:45.249153+00:00.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from flask import current_app
 
 from ..models import Device, Event
 from ..services.devices import Credentials
-
-
-def rfc3339(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 def device_summary(device: Device) -> dict[str, Any]:
@@ -25,9 +24,9 @@ def device_summary(device: Device) -> dict[str, Any]:
         "product_name": device.product_name,
         "is_test_mode": device.is_test_mode,
         "state": device.state,
-        "created_time": rfc3339(device.created_time),
-        "modified_time": rfc3339(device.modified_time),
-        "last_active_time": rfc3339(device.last_active_time),
+        "created_time": device.created_time,
+        "modified_time": device.modified_time,
+        "last_active_time": device.last_active_time,
     }
 
 
@@ -44,9 +43,9 @@ def device_detail(device: Device) -> dict[str, Any]:
         "state": device.state,
         "user_id": device.user_id,
         "client_id": device.client_id,
-        "created_time": rfc3339(device.created_time),
-        "modified_time": rfc3339(device.modified_time),
-        "last_active_time": rfc3339(device.last_active_time),
+        "created_time": device.created_time,
+        "modified_time": device.modified_time,
+        "last_active_time": device.last_active_time,
     }
 
 
@@ -70,8 +69,8 @@ def event(item: Event) -> dict[str, Any]:
     return {
         "id": item.id,
         "kind": item.kind,
-        "time": rfc3339(item.time),
-        "last_time": rfc3339(item.last_time),
+        "time": item.time,
+        "last_time": item.last_time,
         "count": item.count,
         "actor": item.actor,
         "ip": item.ip,

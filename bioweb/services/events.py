@@ -5,12 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..extensions import db
-from ..models import Device, Event, EventKind, User, utcnow
+from ..models import Event, EventKind, utcnow
+from . import Actor, Page
 
 AGGREGATED = {EventKind.TOKEN_ISSUED, EventKind.AUTH_FAILED}
+_events = Event.__table__
 
 
 @dataclass(frozen=True)
@@ -40,47 +43,42 @@ def add(device_id: int, kind: EventKind, origin: Origin | None) -> None:
 def add_aggregated(device_id: int, kind: EventKind, origin: Origin | None) -> None:
     """Count one more `kind` for the device in the current hour's row (no commit).
 
-    The row keeps the first occurrence's time, actor, IP and request id, and the latest
-    time in `last_time`. The unique (device, kind, bucket) constraint settles races.
+    One upsert on the unique (device, kind, bucket) constraint, so concurrent writers add up
+    rather than collide. The row keeps the first occurrence's time, actor, IP and request
+    id, and the latest time in `last_time`.
     """
     origin = origin or Origin()
     now = utcnow()
-    bucket = now.replace(minute=0, second=0, microsecond=0)
-    bump = (
-        sa.update(Event)
-        .where(Event.device_id == device_id, Event.kind == kind, Event.bucket == bucket)
-        .values(count=Event.count + 1, last_time=now)
+    insert = postgresql_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = insert(_events).values(
+        device_id=device_id, kind=kind.value, time=now, last_time=now,
+        bucket=now.replace(minute=0, second=0, microsecond=0), count=1,
+        actor=origin.actor, ip=origin.ip, request_id=origin.request_id,
     )
-    if db.session.execute(bump).rowcount:
-        return
-    try:
-        with db.session.begin_nested():
-            db.session.add(
-                Event(
-                    device_id=device_id, kind=kind, time=now, last_time=now, bucket=bucket,
-                    actor=origin.actor, ip=origin.ip, request_id=origin.request_id,
-                )
-            )
-    except IntegrityError:
-        db.session.execute(bump)
+    db.session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["device_id", "kind", "bucket"],
+            set_={"count": _events.c.count + 1, "last_time": now},
+        )
+    )
 
 
-def record_failed_authentication(device: Device, origin: Origin | None) -> None:
+def record_failed_authentication(device: sa.Row, origin: Origin | None) -> None:
     """A wrong secret (or a disabled device's secret) was presented for this client id. Commits."""
     add_aggregated(device.id, EventKind.AUTH_FAILED, origin)
     db.session.commit()
 
 
 def list_events(
-    actor: User, device_id: int, offset: int = 0, limit: int = 100, sort_order: str = "asc"
-) -> "Page":
+    actor: Actor, device_id: int, offset: int = 0, limit: int = 100, sort_order: str = "asc"
+) -> Page:
     """A keyset page of the events of one of the actor's devices, by id.
 
     Raises NotFound for a device that is not the actor's.
     """
-    from .devices import Page, get_device  # devices records events: import here, not at the top
+    from .devices import read_device  # devices records events: import here, not at the top
 
-    device = get_device(actor, device_id)
+    device = read_device(actor, device_id)
     query = sa.select(Event).where(Event.device_id == device.id)
     if offset:
         query = query.where(Event.id > offset if sort_order == "asc" else Event.id < offset)

@@ -7,16 +7,16 @@ token is one indexed read joined to its user and device.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
-from sqlalchemy.orm import joinedload
 
 from ..errors import InvalidInput, NotFound
 from ..extensions import db
 from ..models import MAX_ID, Device, DeviceState, EventKind, Token, TokenKind, User, utcnow
-from . import events
+from . import Actor, events
 from .events import Origin
 from ..security import ACCESS_PREFIX, PAT_PREFIX, REFRESH_PREFIX, digest, new_secret
 
@@ -77,7 +77,7 @@ def list_personal_tokens(user: User) -> list[Token]:
     )
 
 
-def revoke_personal_token(actor: User | None, token_id: int) -> Token:
+def revoke_personal_token(actor: Actor | None, token_id: int) -> Token:
     """Revoke a PAT (idempotent). `actor` None means an operator (CLI). Raises NotFound. Commits."""
     token = db.session.get(Token, token_id) if 0 < token_id <= MAX_ID else None
     if (
@@ -92,24 +92,71 @@ def revoke_personal_token(actor: User | None, token_id: int) -> Token:
     return token
 
 
-def find_token(plaintext: str) -> Token | None:
-    """The token row for a presented bearer string, with its user and device, in one query."""
-    return db.session.scalar(
-        sa.select(Token)
-        .options(joinedload(Token.user), joinedload(Token.device))
-        .where(Token.digest == digest(plaintext))
+@dataclass(frozen=True)
+class UserRef:
+    """The acting user behind a bearer token: enough for the services (see services.Actor)."""
+
+    id: int
+    tenant_id: int
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    """A stored token as the hot paths need it, read in one indexed query with plain rows
+    (no ORM objects: this runs on every API request and every /token call)."""
+
+    id: int
+    kind: str
+    scope: str
+    family: str | None
+    user_id: int
+    tenant_id: int
+    device_id: int | None
+    device_state: int | None
+    device_client_id: str | None
+    device_last_active: datetime | None
+    created_time: datetime
+    expires_time: datetime | None
+    revoked_time: datetime | None
+    last_used_time: datetime | None
+
+    @property
+    def actor(self) -> UserRef:
+        return UserRef(self.user_id, self.tenant_id)
+
+    def is_expired(self, now: datetime | None = None) -> bool:
+        return self.expires_time is not None and self.expires_time <= (now or utcnow())
+
+    def is_usable(self, now: datetime | None = None) -> bool:
+        """Not revoked, not expired, and (for device tokens) its device is active right now."""
+        if self.revoked_time is not None or self.is_expired(now):
+            return False
+        return self.device_id is None or self.device_state == DeviceState.ACTIVE
+
+
+_tokens, _devices, _users = Token.__table__, Device.__table__, User.__table__
+_FIND_TOKEN = (
+    sa.select(
+        _tokens.c.id, _tokens.c.kind, _tokens.c.scope, _tokens.c.family, _tokens.c.user_id,
+        _users.c.tenant_id, _tokens.c.device_id, _devices.c.state, _devices.c.client_id,
+        _devices.c.last_active_time, _tokens.c.created_time, _tokens.c.expires_time,
+        _tokens.c.revoked_time, _tokens.c.last_used_time,
     )
+    .select_from(_tokens.join(_users, _users.c.id == _tokens.c.user_id).outerjoin(
+        _devices, _devices.c.id == _tokens.c.device_id
+    ))
+    .where(_tokens.c.digest == sa.bindparam("digest"))
+)
 
 
-def is_usable(token: Token, now: datetime | None = None) -> bool:
-    """Not revoked, not expired, and (for device tokens) its device is active right now."""
-    if token.revoked_time is not None or token.is_expired(now):
-        return False
-    return token.device is None or token.device.state == DeviceState.ACTIVE
+def find_token(plaintext: str) -> TokenRecord | None:
+    """The stored token for a presented string, with its user's tenant and its device's state."""
+    row = db.session.execute(_FIND_TOKEN, {"digest": digest(plaintext)}).first()
+    return TokenRecord(*row) if row is not None else None
 
 
-def record_use(token: Token) -> None:
-    """Note that `token` was just used: last_used_time, and the device's last_active_time.
+def record_use(token: TokenRecord) -> None:
+    """Note that `token` was just used: a PAT's last_used_time, a device's last_active_time.
 
     Throttled to one write a minute per token and device, so the hot path stays a read.
     Commits only when it writes.
@@ -117,16 +164,16 @@ def record_use(token: Token) -> None:
     now = utcnow()
     stale = now - ACTIVITY_WRITE_INTERVAL
     wrote = False
-    if token.last_used_time is None or token.last_used_time < stale:
+    if token.device_id is None and (token.last_used_time is None or token.last_used_time < stale):
         db.session.execute(
-            sa.update(Token)
-            .where(Token.id == token.id)
-            .where(sa.or_(Token.last_used_time.is_(None), Token.last_used_time < stale))
+            sa.update(_tokens)
+            .where(_tokens.c.id == token.id)
+            .where(sa.or_(_tokens.c.last_used_time.is_(None), _tokens.c.last_used_time < stale))
             .values(last_used_time=now)
         )
         wrote = True
-    if token.device is not None and token.device.last_active_time < stale:
-        _touch_device(token.device.id, now)
+    if token.device_id is not None and token.device_last_active < stale:
+        _touch_device(token.device_id, now)
         wrote = True
     if wrote:
         db.session.commit()
@@ -134,43 +181,32 @@ def record_use(token: Token) -> None:
 
 def _touch_device(device_id: int, now: datetime) -> None:
     db.session.execute(
-        sa.update(Device)
-        .where(Device.id == device_id, Device.last_active_time < now - ACTIVITY_WRITE_INTERVAL)
+        sa.update(_devices)
+        .where(_devices.c.id == device_id, _devices.c.last_active_time < now - ACTIVITY_WRITE_INTERVAL)
         .values(last_active_time=now)
     )
 
 
-def _token_response(device: Device, family: str, origin: Origin | None) -> dict[str, object]:
-    """Mint an access and a refresh token for `device` in `family`; add their rows and an
-    aggregated audit event (no commit)."""
+def _token_response(device: sa.Row, family: str, origin: Origin | None) -> dict[str, object]:
+    """Mint an access and a refresh token for `device` (a row of find_client) in `family`;
+    insert their rows and count the audit event (no commit)."""
     config = current_app.config
     now = utcnow()
     access, refresh = new_secret(ACCESS_PREFIX), new_secret(REFRESH_PREFIX)
     expires_in = config["BIOWEB_TOKEN_EXPIRES_IN"]
-    common = {
-        "scope": DEVICE_SCOPE,
-        "user_id": device.user_id,
-        "device_id": device.id,
-        "family": family,
-        "created_time": now,
-    }
-    db.session.add_all(
+    common = {"scope": DEVICE_SCOPE, "user_id": device.user_id, "device_id": device.id, "family": family,
+              "created_time": now, "name": "", "revoked_time": None, "last_used_time": None}
+    db.session.execute(
+        sa.insert(_tokens),
         [
-            Token(
-                kind=TokenKind.ACCESS,
-                digest=digest(access),
-                expires_time=now + timedelta(seconds=expires_in),
-                **common,
-            ),
-            Token(
-                kind=TokenKind.REFRESH,
-                digest=digest(refresh),
-                expires_time=now + timedelta(seconds=config["BIOWEB_REFRESH_TOKEN_EXPIRES_IN"]),
-                **common,
-            ),
-        ]
+            {**common, "kind": TokenKind.ACCESS.value, "digest": digest(access),
+             "expires_time": now + timedelta(seconds=expires_in)},
+            {**common, "kind": TokenKind.REFRESH.value, "digest": digest(refresh),
+             "expires_time": now + timedelta(seconds=config["BIOWEB_REFRESH_TOKEN_EXPIRES_IN"])},
+        ],
     )
-    _touch_device(device.id, now)
+    if device.last_active_time < now - ACTIVITY_WRITE_INTERVAL:
+        _touch_device(device.id, now)
     events.add_aggregated(device.id, EventKind.TOKEN_ISSUED, origin)
     return {
         "access_token": access,
@@ -184,40 +220,39 @@ def _token_response(device: Device, family: str, origin: Origin | None) -> dict[
     }
 
 
-def issue_device_tokens(device: Device, origin: Origin | None = None) -> dict[str, object]:
+def issue_device_tokens(device: sa.Row, origin: Origin | None = None) -> dict[str, object]:
     """Client-credentials grant: a new token family for an authenticated, active device.
 
     Revokes the device's refresh families beyond the newest MAX_REFRESH_FAMILIES, so a
     device that asks again and again cannot pile up live tokens. Commits.
     """
     response = _token_response(device, uuid.uuid4().hex, origin)
-    db.session.flush()
-    keep = (
-        sa.select(Token.id)
-        .where(Token.device_id == device.id, Token.kind == TokenKind.REFRESH)
-        .where(Token.revoked_time.is_(None))
-        .order_by(Token.id.desc())
-        .limit(MAX_REFRESH_FAMILIES)
+    live_refresh = sa.and_(
+        _tokens.c.device_id == device.id,
+        _tokens.c.kind == TokenKind.REFRESH.value,
+        _tokens.c.revoked_time.is_(None),
     )
+    newest = sa.select(_tokens.c.id).where(live_refresh).order_by(_tokens.c.id.desc()).limit(MAX_REFRESH_FAMILIES)
     db.session.execute(
-        sa.update(Token)
-        .where(Token.device_id == device.id, Token.kind == TokenKind.REFRESH)
-        .where(Token.revoked_time.is_(None), Token.id.not_in(keep.scalar_subquery()))
+        sa.update(_tokens)
+        .where(live_refresh, _tokens.c.id.not_in(newest.scalar_subquery()))
         .values(revoked_time=utcnow())
     )
     db.session.commit()
     return response
 
 
-def find_refresh_token(device: Device, plaintext: str) -> Token | None:
+def find_refresh_token(device: sa.Row, plaintext: str) -> TokenRecord | None:
     """The refresh token `plaintext` if it was issued to `device`, else None."""
-    token = db.session.scalar(sa.select(Token).where(Token.digest == digest(plaintext)))
+    token = find_token(plaintext)
     if token is None or token.kind != TokenKind.REFRESH or token.device_id != device.id:
         return None
     return token
 
 
-def rotate_refresh_token(device: Device, token: Token, origin: Origin | None = None) -> dict[str, object] | None:
+def rotate_refresh_token(
+    device: sa.Row, token: TokenRecord, origin: Origin | None = None
+) -> dict[str, object] | None:
     """Refresh grant with rotation: spend `token` and issue a new pair in the same family.
 
     The spend is a conditional UPDATE, so of two concurrent refreshes exactly one wins.
@@ -228,8 +263,8 @@ def rotate_refresh_token(device: Device, token: Token, origin: Origin | None = N
     if token.is_expired(now):
         return None
     spent = db.session.execute(
-        sa.update(Token)
-        .where(Token.id == token.id, Token.revoked_time.is_(None))
+        sa.update(_tokens)
+        .where(_tokens.c.id == token.id, _tokens.c.revoked_time.is_(None))
         .values(revoked_time=now)
     )
     if spent.rowcount != 1:
@@ -246,19 +281,21 @@ def revoke_family(family: str | None, now: datetime | None = None) -> None:
     if family is None:
         return
     db.session.execute(
-        sa.update(Token)
-        .where(Token.family == family, Token.revoked_time.is_(None))
+        sa.update(_tokens)
+        .where(_tokens.c.family == family, _tokens.c.revoked_time.is_(None))
         .values(revoked_time=now or utcnow())
     )
 
 
-def revoke_device_token(token: Token) -> None:
+def revoke_device_token(token: TokenRecord) -> None:
     """RFC 7009 revocation by the device itself: a refresh token takes its family with it. Commits."""
     now = utcnow()
     if token.kind == TokenKind.REFRESH:
         revoke_family(token.family, now)
-    elif token.revoked_time is None:
-        token.revoked_time = now
+    else:
+        db.session.execute(
+            sa.update(_tokens).where(_tokens.c.id == token.id, _tokens.c.revoked_time.is_(None)).values(revoked_time=now)
+        )
     db.session.commit()
 
 
