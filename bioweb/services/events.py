@@ -14,6 +14,7 @@ from . import Actor, Page
 
 AGGREGATED = {EventKind.TOKEN_ISSUED, EventKind.AUTH_FAILED}
 _events = Event.__table__
+_UPSERT_INSERTS = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ def add_aggregated(device_id: int, kind: EventKind, origin: Origin | None) -> No
     """
     origin = origin or Origin()
     now = utcnow()
-    insert = postgresql_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    insert = _UPSERT_INSERTS[db.session.get_bind().dialect.name]
     statement = insert(_events).values(
         device_id=device_id, kind=kind.value, time=now, last_time=now,
         bucket=now.replace(minute=0, second=0, microsecond=0), count=1,
