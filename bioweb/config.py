@@ -72,11 +72,7 @@ def load(instance_path: str) -> dict[str, Any]:
         "BIOWEB_TOKEN_RATELIMIT_PER_CLIENT": env("BIOWEB_TOKEN_RATELIMIT_PER_CLIENT", "30/minute"),
         "BIOWEB_TOKEN_RATELIMIT_PER_IP": env("BIOWEB_TOKEN_RATELIMIT_PER_IP", "300/minute"),
         "BIOWEB_LOGIN_RATELIMIT": env("BIOWEB_LOGIN_RATELIMIT", "10/minute"),
-        "SESSION_COOKIE_HTTPONLY": True,
-        "SESSION_COOKIE_SAMESITE": "Lax",
-        "SESSION_COOKIE_SECURE": _bool(env("BIOWEB_SECURE_COOKIES"), False),
-        "REMEMBER_COOKIE_HTTPONLY": True,
-        "REMEMBER_COOKIE_SAMESITE": "Lax",
-        "REMEMBER_COOKIE_SECURE": _bool(env("BIOWEB_SECURE_COOKIES"), False),
+        # Cookie flags and security headers follow from this in bioweb/headers.py.
+        "BIOWEB_SECURE_COOKIES": _bool(env("BIOWEB_SECURE_COOKIES"), False),
         "WTF_CSRF_TIME_LIMIT": None,
     }

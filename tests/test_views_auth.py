@@ -10,7 +10,7 @@ from flask import abort
 from bioweb.extensions import db
 from bioweb.models import User
 from bioweb.security import check_password
-from tests.helpers import PASSWORD, input_value, isolate_requests, log_in, make_app, make_user
+from tests.helpers import app_with_database, PASSWORD, input_value, log_in, make_user
 
 GOOD = {
     "email": "Grace@Example.com ",
@@ -18,11 +18,6 @@ GOOD = {
     "first_name": "Grace",
     "last_name": "Hopper",
 }
-
-
-@pytest.fixture(autouse=True)
-def _isolated_requests(app):
-    isolate_requests(app)
 
 
 def users() -> list[User]:
@@ -218,17 +213,8 @@ def test_logged_in_people_skip_the_login_and_signup_forms(client):
 
 @pytest.fixture
 def csrf_app(database_url):
-    app = make_app(database_url, WTF_CSRF_ENABLED=True)
-    isolate_requests(app)
-    with app.app_context():
-        db.create_all()
+    with app_with_database(database_url, WTF_CSRF_ENABLED=True) as app:
         yield app
-        db.session.remove()
-        if database_url.startswith("postgresql"):
-            tables = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
-            with db.engine.begin() as conn:
-                conn.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-        db.engine.dispose()
 
 
 def test_forms_without_a_csrf_token_are_refused(csrf_app):
@@ -269,17 +255,8 @@ def test_forms_with_the_pages_csrf_token_work_and_logout_needs_one(csrf_app):
 
 @pytest.fixture
 def limited_app(database_url):
-    app = make_app(database_url, RATELIMIT_ENABLED=True, BIOWEB_LOGIN_RATELIMIT="3/minute")
-    isolate_requests(app)
-    with app.app_context():
-        db.create_all()
+    with app_with_database(database_url, RATELIMIT_ENABLED=True, BIOWEB_LOGIN_RATELIMIT="3/minute") as app:
         yield app
-        db.session.remove()
-        if database_url.startswith("postgresql"):
-            tables = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
-            with db.engine.begin() as conn:
-                conn.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-        db.engine.dispose()
 
 
 def test_failed_logins_are_rate_limited(limited_app):
@@ -349,3 +326,24 @@ def test_change_password_explains_each_problem(client, current, new, message, fi
     assert message in response.text and f'id="{field}-error"' in response.text
     (user,) = users()
     assert user.session_version == 1 and check_password(user.password_hash, PASSWORD)
+
+
+# --- Cookies and headers -------------------------------------------------------------------------
+
+
+def test_session_cookie_is_http_only_and_same_site(client, user):
+    response = log_in(client)
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
+    assert "Strict-Transport-Security" not in response.headers
+
+
+def test_over_https_cookies_are_secure_and_hsts_is_sent(database_url):
+    with app_with_database(database_url, BIOWEB_SECURE_COOKIES=True) as app:
+        client = app.test_client()
+        make_user()
+        response = log_in(client)
+        assert "Secure" in response.headers["Set-Cookie"]
+        assert response.headers["Strict-Transport-Security"].startswith("max-age=31536000")
+        api = client.get("/api/v1/devices")
+        assert api.headers["Strict-Transport-Security"] and api.headers["X-Content-Type-Options"] == "nosniff"
