@@ -13,8 +13,7 @@ import sqlalchemy as sa
 
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
 
-from bioweb.extensions import db  # noqa: E402
-from tests.helpers import isolate_requests, make_app  # noqa: E402
+from tests.helpers import app_with_database, log_in, make_pat, make_user  # noqa: E402
 
 PG_ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -56,19 +55,10 @@ def database_url(request, tmp_path) -> str:
 
 @pytest.fixture
 def app(database_url: str):
-    app = make_app(database_url)
-    # Each test request gets its own app context (own g, own database session), as in a
-    # real server; the test body keeps this outer one for its own queries.
-    isolate_requests(app)
-    with app.app_context():
-        db.create_all()
+    """The app on this test's database. Each test request gets its own app context (own g,
+    own database session), as in a real server; the test body keeps this outer one."""
+    with app_with_database(database_url) as app:
         yield app
-        db.session.remove()
-        if database_url.startswith("postgresql"):
-            tables = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
-            with db.engine.begin() as conn:
-                conn.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-        db.engine.dispose()
 
 
 @pytest.fixture
@@ -79,6 +69,25 @@ def client(app):
 @pytest.fixture
 def runner(app):
     return app.test_cli_runner()
+
+
+@pytest.fixture
+def user(app):
+    """Ada, the usual account (tests.helpers.PASSWORD)."""
+    return make_user()
+
+
+@pytest.fixture
+def pat(user):
+    """A personal access token of `user` with both scopes."""
+    return make_pat(user)
+
+
+@pytest.fixture
+def web(client, user):
+    """A test client logged in to the dashboard as `user`."""
+    log_in(client)
+    return client
 
 
 @pytest.fixture

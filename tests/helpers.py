@@ -7,14 +7,18 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import requests
+import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
 from bioweb import create_app
+from bioweb.extensions import db
 from bioweb.models import Device, User
 from bioweb.services import accounts, devices, tokens
 
@@ -32,6 +36,26 @@ def make_app(database_url: str, **overrides: Any) -> Flask:
     }
     config.update(overrides)
     return create_app(config)
+
+
+@contextmanager
+def app_with_database(database_url: str, **overrides: Any) -> Iterator[Flask]:
+    """An app on `database_url` with its tables created and its app context pushed for the
+    test body; every test request gets its own context (IsolatedClient). Afterwards the
+    tables are emptied (PostgreSQL: one database per session) and connections closed."""
+    app = make_app(database_url, **overrides)
+    isolate_requests(app)
+    with app.app_context():
+        db.create_all()
+        try:
+            yield app
+        finally:
+            db.session.remove()
+            if database_url.startswith("postgresql"):
+                tables = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
+                with db.engine.begin() as conn:
+                    conn.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+            db.engine.dispose()
 
 
 def make_user(email: str = "ada@example.com", password: str = PASSWORD, tenant: str | None = None) -> User:
@@ -70,7 +94,9 @@ class LiveServer:
         self.extra_env = env or {}
         self.process: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 20.0) -> None:
+    def start(self, timeout: float = 60.0) -> None:
+        """Start gunicorn and wait until /healthz answers 200 (its arbiter accepts connections
+        before the workers have imported the app, so slow answers are waited out too)."""
         env = {
             **os.environ,
             "DATABASE_URL": self.database_url,
@@ -97,7 +123,7 @@ class LiveServer:
             if self.process.poll() is not None:
                 raise RuntimeError("gunicorn exited: " + self.process.stderr.read().decode())
             try:
-                if requests.get(self.url + "/healthz", timeout=3).status_code == 200:
+                if requests.get(self.url + "/healthz", timeout=5).status_code == 200:
                     return
             except requests.RequestException:  # not listening yet, or busy starting
                 pass
@@ -139,7 +165,7 @@ def start_servers(
     """Start `count` gunicorn instances on one database at the same time; stop them all on failure."""
     from concurrent.futures import ThreadPoolExecutor
 
-    servers = [PatientLiveServer(database_url, workers=workers, env=env) for _ in range(count)]
+    servers = [LiveServer(database_url, workers=workers, env=env) for _ in range(count)]
     with ThreadPoolExecutor(max_workers=count) as pool:
         futures = [pool.submit(server.start) for server in servers]
     failures = [f.exception() for f in futures if f.exception() is not None]
@@ -185,52 +211,6 @@ def drop_pg_database(admin_url: str, database_url: str) -> None:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     finally:
         engine.dispose()
-
-
-class PatientLiveServer(LiveServer):
-    """A LiveServer whose start also waits out read timeouts: gunicorn's arbiter accepts
-    connections before its workers have imported the app, which on a busy machine takes
-    longer than LiveServer.start's one-second read timeout."""
-
-    def start(self, timeout: float = 60.0) -> None:
-        env = {
-            **os.environ,
-            "DATABASE_URL": self.database_url,
-            "SECRET_KEY": "test-secret-key-not-for-production",
-            "RATELIMIT_ENABLED": "false",
-            "BIOWEB_BASE_URL": self.url,
-            **self.extra_env,
-        }
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "--bind",
-                f"127.0.0.1:{self.port}",
-                "--workers",
-                str(self.workers),
-                "--log-level",
-                "warning",
-                "app:app",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError("gunicorn exited: " + self.process.stderr.read().decode())
-            try:
-                if requests.get(self.url + "/healthz", timeout=5).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError("gunicorn did not become healthy in time")
 
 
 # --- Dashboard helpers (test_views_*.py, test_browser.py) --------------------------------------------

@@ -19,11 +19,6 @@ CREATE = {"manufacturer": "Apple", "device_code": "iPhone1,1"}
 
 
 @pytest.fixture
-def user(app):
-    return make_user()
-
-
-@pytest.fixture
 def token(user):
     return make_pat(user)
 

@@ -12,16 +12,6 @@ from bioweb.models import Event
 from tests.helpers import bearer, make_device, make_pat, make_user
 
 
-@pytest.fixture
-def user(app):
-    return make_user()
-
-
-@pytest.fixture
-def pat(user):
-    return make_pat(user)
-
-
 def events_of(client, pat, device_id, query=""):
     response = client.get(f"/api/v1/device/{device_id}/events{query}", headers=bearer(pat))
     assert response.status_code == 200, response.get_data(as_text=True)

@@ -305,18 +305,11 @@ def test_engine_options_given_by_the_caller_keep_pre_ping_and_the_timeout(pg_dat
 
 def test_token_endpoint_keeps_working_when_the_rate_limit_store_is_away(database_url: str):
     """Redis down: limits fall back to per-process memory instead of failing /token."""
-    from tests.helpers import make_app, make_device, make_user
+    from tests.helpers import app_with_database, make_device, make_user
 
-    app = make_app(database_url, RATELIMIT_ENABLED=True, RATELIMIT_STORAGE_URI="redis://127.0.0.1:1/0")
-    with app.app_context():
-        db.create_all()
-        try:
-            device, secret = make_device(make_user("redis-down@example.com"))
-            response = app.test_client().post(
-                "/token", data={"grant_type": "client_credentials"}, auth=(device.client_id, secret)
-            )
-            assert response.status_code == 200, response.get_data(as_text=True)
-        finally:
-            db.session.remove()
-            db.drop_all()
-            db.engine.dispose()
+    with app_with_database(database_url, RATELIMIT_ENABLED=True, RATELIMIT_STORAGE_URI="redis://127.0.0.1:1/0") as app:
+        device, secret = make_device(make_user("redis-down@example.com"))
+        response = app.test_client().post(
+            "/token", data={"grant_type": "client_credentials"}, auth=(device.client_id, secret)
+        )
+        assert response.status_code == 200, response.get_data(as_text=True)

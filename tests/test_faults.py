@@ -24,7 +24,7 @@ import sqlalchemy as sa
 
 from bioweb.extensions import db
 from bioweb.models import Device
-from tests.helpers import PatientLiveServer, bearer, make_pat, make_user
+from tests.helpers import LiveServer, bearer, make_pat, make_user
 
 
 class CuttableProxy:
@@ -130,7 +130,7 @@ def test_database_outage_answers_503_and_recovers_without_restart(app, pg_only):
     parts = urlsplit(pg_only)
     proxy = CuttableProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
     proxied = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}"))
-    server = PatientLiveServer(proxied, workers=2, env={"BIOWEB_DB_POOL_SIZE": "2"})
+    server = LiveServer(proxied, workers=2, env={"BIOWEB_DB_POOL_SIZE": "2"})
     server.start()
     session = requests.Session()
     auth = bearer(pat)
@@ -187,7 +187,7 @@ def _worker_pids(master: int) -> list[int]:
 
 def test_sigkilled_worker_loses_no_acknowledged_write(app, database_url):
     pat = make_pat(make_user())
-    server = PatientLiveServer(database_url, workers=2)
+    server = LiveServer(database_url, workers=2)
     server.start()
     acknowledged: list[tuple[int, str]] = []
     failures: list[str] = []

@@ -18,17 +18,7 @@ from bioweb import security
 from bioweb.extensions import db
 from bioweb.models import Device, Token, TokenKind, utcnow
 from bioweb.security import digest
-from tests.helpers import bearer, make_app, make_device, make_pat, make_user
-
-
-@pytest.fixture
-def user(app):
-    return make_user()
-
-
-@pytest.fixture
-def pat(user):
-    return make_pat(user)
+from tests.helpers import app_with_database, bearer, make_device, make_pat, make_user
 
 
 @pytest.fixture
@@ -390,44 +380,28 @@ def test_metadata_document(client):
 
 
 def test_token_endpoint_is_rate_limited_per_client(database_url):
-    app = make_app(database_url, RATELIMIT_ENABLED=True, BIOWEB_TOKEN_RATELIMIT_PER_CLIENT="3/minute")
-    with app.app_context():
-        db.create_all()
-        try:
-            creds = make_device(make_user("rl@example.com"))
-            other = make_device(make_user("rl2@example.com"))
-            client = app.test_client()
-            assert [get_token(client, creds).status_code for _ in range(3)] == [200, 200, 200]
-            response = get_token(client, creds)
-            assert response.status_code == 429
-            assert int(response.headers["Retry-After"]) > 0
-            body = response.get_json()
-            assert body["error"] == "too_many_requests" and body["error_description"]
-            # Wrong secrets count against the same client; another client is unaffected.
-            assert get_token(client, (creds[0], "bcs_guess")).status_code == 429
-            assert get_token(client, other).status_code == 200
-        finally:
-            db.session.remove()
-            db.drop_all()
-            db.engine.dispose()
+    with app_with_database(database_url, RATELIMIT_ENABLED=True, BIOWEB_TOKEN_RATELIMIT_PER_CLIENT="3/minute") as app:
+        creds = make_device(make_user("rl@example.com"))
+        other = make_device(make_user("rl2@example.com"))
+        client = app.test_client()
+        assert [get_token(client, creds).status_code for _ in range(3)] == [200, 200, 200]
+        response = get_token(client, creds)
+        assert response.status_code == 429
+        assert int(response.headers["Retry-After"]) > 0
+        body = response.get_json()
+        assert body["error"] == "too_many_requests" and body["error_description"]
+        # Wrong secrets count against the same client; another client is unaffected.
+        assert get_token(client, (creds[0], "bcs_guess")).status_code == 429
+        assert get_token(client, other).status_code == 200
 
 
 def test_token_endpoint_is_rate_limited_per_ip(database_url):
-    app = make_app(
-        database_url, RATELIMIT_ENABLED=True,
-        BIOWEB_TOKEN_RATELIMIT_PER_CLIENT="100/minute", BIOWEB_TOKEN_RATELIMIT_PER_IP="4/minute",
-    )
-    with app.app_context():
-        db.create_all()
-        try:
-            client = app.test_client()
-            devices = [make_device(make_user(f"ip{i}@example.com")) for i in range(5)]
-            statuses = [get_token(client, d).status_code for d in devices]
-            assert statuses == [200, 200, 200, 200, 429]
-        finally:
-            db.session.remove()
-            db.drop_all()
-            db.engine.dispose()
+    limits = {"BIOWEB_TOKEN_RATELIMIT_PER_CLIENT": "100/minute", "BIOWEB_TOKEN_RATELIMIT_PER_IP": "4/minute"}
+    with app_with_database(database_url, RATELIMIT_ENABLED=True, **limits) as app:
+        client = app.test_client()
+        devices = [make_device(make_user(f"ip{i}@example.com")) for i in range(5)]
+        statuses = [get_token(client, d).status_code for d in devices]
+        assert statuses == [200, 200, 200, 200, 429]
 
 
 # --- purge ---------------------------------------------------------------------------------------

@@ -14,31 +14,12 @@ from bioweb.models import Device, DeviceState, Token
 from bioweb.security import digest
 from bioweb.services import tokens
 from tests.helpers import (
+    app_with_database,
     PASSWORD,
     input_value,
-    isolate_requests,
-    log_in,
-    make_app,
     make_device,
     make_user,
 )
-
-
-@pytest.fixture(autouse=True)
-def _isolated_requests(app):
-    isolate_requests(app)
-
-
-@pytest.fixture
-def user(app):
-    return make_user()
-
-
-@pytest.fixture
-def web(client, user):
-    """A client logged in as `user`."""
-    log_in(client)
-    return client
 
 
 def all_devices() -> list[Device]:
@@ -301,17 +282,8 @@ def test_a_nonce_is_good_for_its_own_purpose_only(web, user):
 
 @pytest.fixture
 def csrf_client(database_url):
-    app = make_app(database_url, WTF_CSRF_ENABLED=True)
-    isolate_requests(app)
-    with app.app_context():
-        db.create_all()
+    with app_with_database(database_url, WTF_CSRF_ENABLED=True) as app:
         yield app.test_client()
-        db.session.remove()
-        if database_url.startswith("postgresql"):
-            tables = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
-            with db.engine.begin() as conn:
-                conn.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-        db.engine.dispose()
 
 
 def test_device_forms_need_the_csrf_token(csrf_client):

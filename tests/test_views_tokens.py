@@ -12,31 +12,13 @@ from bioweb.extensions import db
 from bioweb.models import Token, TokenKind, utcnow
 from bioweb.security import digest
 from tests.helpers import (
+    app_with_database,
     PASSWORD,
     bearer,
     input_value,
-    isolate_requests,
-    log_in,
-    make_app,
     make_pat,
     make_user,
 )
-
-
-@pytest.fixture(autouse=True)
-def _isolated_requests(app):
-    isolate_requests(app)
-
-
-@pytest.fixture
-def user(app):
-    return make_user()
-
-
-@pytest.fixture
-def web(client, user):
-    log_in(client)
-    return client
 
 
 def personal_tokens() -> list[Token]:
@@ -173,17 +155,8 @@ def test_another_users_token_cannot_be_revoked(web, client):
 
 @pytest.fixture
 def csrf_client(database_url):
-    app = make_app(database_url, WTF_CSRF_ENABLED=True)
-    isolate_requests(app)
-    with app.app_context():
-        db.create_all()
+    with app_with_database(database_url, WTF_CSRF_ENABLED=True) as app:
         yield app.test_client()
-        db.session.remove()
-        if database_url.startswith("postgresql"):
-            tables = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
-            with db.engine.begin() as conn:
-                conn.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-        db.engine.dispose()
 
 
 def test_token_forms_need_the_csrf_token(csrf_client):
