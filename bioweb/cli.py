@@ -33,7 +33,9 @@ def _user_or_fail(email: str):
 @click.option("--first-name", default="", help="Given name.")
 @click.option("--last-name", default="", help="Family name.")
 @click.option("--tenant", "tenant_name", default=None, help="Tenant name (default: 'default').")
-def create_user(email: str, password_stdin: bool, first_name: str, last_name: str, tenant_name: str | None) -> None:
+def create_user(
+    email: str, password_stdin: bool, first_name: str, last_name: str, tenant_name: str | None
+) -> None:
     """Create a user account."""
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
@@ -50,7 +52,9 @@ def create_user(email: str, password_stdin: bool, first_name: str, last_name: st
 @click.argument("email")
 @click.option("--name", default="", help="A label to recognise the token by.")
 @click.option("--scope", default=None, help='Space-separated scopes (default: "devices:read devices:write").')
-@click.option("--expires-in-days", type=click.IntRange(1, 3650), default=None, help="Expiry in days (default: never).")
+@click.option(
+    "--expires-in-days", type=click.IntRange(1, 3650), default=None, help="Expiry in days (default: never)."
+)
 def create_token(email: str, name: str, scope: str | None, expires_in_days: int | None) -> None:
     """Create a personal access token; it is printed once, alone on the last line."""
     user = _user_or_fail(email)
@@ -69,7 +73,9 @@ def list_tokens(email: str) -> None:
     """List a user's personal access tokens (never the tokens themselves)."""
     user = _user_or_fail(email)
     rows = tokens.list_personal_tokens(user)
-    click.echo(f"{'ID':>6}  {'NAME':<20} {'SCOPE':<28} {'CREATED':<20} {'EXPIRES':<20} {'LAST USED':<20} STATUS")
+    click.echo(
+        f"{'ID':>6}  {'NAME':<20} {'SCOPE':<28} {'CREATED':<20} {'EXPIRES':<20} {'LAST USED':<20} STATUS"
+    )
     for t in rows:
         status = "revoked" if t.revoked_time else ("expired" if t.is_expired() else "active")
         click.echo(
@@ -94,8 +100,13 @@ def revoke_token(token_id: int) -> None:
 
 
 @tokens_cli.command("purge")
-@click.option("--keep-revoked-days", type=click.IntRange(0, 365), default=7, show_default=True,
-              help="Keep revoked tokens this long, so reuse of a rotated refresh token is recognised.")
+@click.option(
+    "--keep-revoked-days",
+    type=click.IntRange(0, 365),
+    default=7,
+    show_default=True,
+    help="Keep revoked tokens this long, so reuse of a rotated refresh token is recognised.",
+)
 def purge_tokens(keep_revoked_days: int) -> None:
     """Delete expired tokens and long-revoked ones."""
     removed = tokens.purge(timedelta(days=keep_revoked_days))

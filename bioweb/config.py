@@ -57,9 +57,7 @@ def load(instance_path: str) -> dict[str, Any]:
         "BIOWEB_PROXY_COUNT": int(env("BIOWEB_PROXY_COUNT", "0")),
         "BIOWEB_BASE_URL": env("BIOWEB_BASE_URL", "http://127.0.0.1:8000").rstrip("/"),
         "BIOWEB_TOKEN_EXPIRES_IN": int(env("BIOWEB_TOKEN_EXPIRES_IN", "3600")),
-        "BIOWEB_REFRESH_TOKEN_EXPIRES_IN": int(
-            env("BIOWEB_REFRESH_TOKEN_EXPIRES_IN", str(30 * 24 * 3600))
-        ),
+        "BIOWEB_REFRESH_TOKEN_EXPIRES_IN": int(env("BIOWEB_REFRESH_TOKEN_EXPIRES_IN", str(30 * 24 * 3600))),
         # Request bodies on this API are small JSON objects and forms.
         "MAX_CONTENT_LENGTH": int(env("BIOWEB_MAX_CONTENT_LENGTH", str(64 * 1024))),
         "RATELIMIT_ENABLED": _bool(env("RATELIMIT_ENABLED"), True),

@@ -118,14 +118,14 @@ def handle_http_exception(error: HTTPException):
         return _html_error(error.code, error.description or "", headers)
     description = error.description or ""
     if error.code == 405:
-        description = f"Method {request.method} is not allowed here; allowed: {response.headers.get('Allow', '')}."
+        description = (
+            f"Method {request.method} is not allowed here; allowed: {response.headers.get('Allow', '')}."
+        )
     elif error.code == 404:
         description = f"There is no resource at {request.path}."
     elif error.code == 413:
         description = "The request body is too large."
-    return json_error(
-        error.code, HTTP_ERROR_CODES.get(error.code, "error"), description, headers=headers
-    )
+    return json_error(error.code, HTTP_ERROR_CODES.get(error.code, "error"), description, headers=headers)
 
 
 def handle_database_unavailable(error: OperationalError):

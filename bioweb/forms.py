@@ -51,10 +51,14 @@ class IdRange:
 
 class DeviceForm(FlaskForm):
     manufacturer = StringField(
-        "Manufacturer", filters=[_strip], validators=[DataRequired(), Length(max=40, message="Must be at most 40 characters.")]
+        "Manufacturer",
+        filters=[_strip],
+        validators=[DataRequired(), Length(max=40, message="Must be at most 40 characters.")],
     )
     device_code = StringField(
-        "Device code", filters=[_strip], validators=[DataRequired(), Length(max=40, message="Must be at most 40 characters.")]
+        "Device code",
+        filters=[_strip],
+        validators=[DataRequired(), Length(max=40, message="Must be at most 40 characters.")],
     )
     is_test_mode = BooleanField("Test mode", default=False)
 

@@ -52,7 +52,9 @@ def configure_cookies(app: Flask) -> None:
     posts (SameSite=Lax, with CSRF tokens as the second wall), Secure over HTTPS."""
     secure = app.config["BIOWEB_SECURE_COOKIES"]
     for prefix in ("SESSION_COOKIE", "REMEMBER_COOKIE"):
-        app.config.update({f"{prefix}_HTTPONLY": True, f"{prefix}_SAMESITE": "Lax", f"{prefix}_SECURE": secure})
+        app.config.update(
+            {f"{prefix}_HTTPONLY": True, f"{prefix}_SAMESITE": "Lax", f"{prefix}_SECURE": secure}
+        )
 
 
 def init_app(app: Flask) -> None:

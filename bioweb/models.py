@@ -11,7 +11,6 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .extensions import db
 
-
 # Ids are INTEGER columns (32-bit on PostgreSQL): anything above is no id of ours.
 MAX_ID = 2**31 - 1
 
@@ -99,9 +98,7 @@ class Device(db.Model):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    uuid: Mapped[str] = mapped_column(
-        sa.String(36), unique=True, default=lambda: str(uuid_mod.uuid4())
-    )
+    uuid: Mapped[str] = mapped_column(sa.String(36), unique=True, default=lambda: str(uuid_mod.uuid4()))
     tenant_id: Mapped[int] = mapped_column(sa.ForeignKey("tenants.id"))
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
     manufacturer: Mapped[str] = mapped_column(sa.String(40))

@@ -12,6 +12,7 @@ import base64
 import binascii
 from typing import Any
 
+import sqlalchemy as sa
 from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
 from authlib.integrations.flask_oauth2 import current_token as _current_token
 from authlib.integrations.flask_oauth2.errors import raise_http_exception
@@ -20,15 +21,13 @@ from authlib.oauth2.rfc6749 import ClientMixin, InvalidGrantError, TokenMixin, g
 from authlib.oauth2.rfc6750 import BearerTokenValidator, InsufficientScopeError, InvalidTokenError
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
-from flask import Blueprint, Flask, current_app, jsonify, json, request
+from flask import Blueprint, Flask, current_app, json, jsonify, request
 
 from .errors import json_error
 from .extensions import csrf, limiter
-import sqlalchemy as sa
-
 from .models import DeviceState, TokenKind
-from .security import DUMMY_DIGEST, digest_matches
 from .origin import current_origin
+from .security import DUMMY_DIGEST, digest_matches
 from .services import devices, events, tokens
 
 bp = Blueprint("oauth", __name__)
@@ -257,7 +256,9 @@ def _refuse_undecodable_basic_credentials():
         base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError, ValueError):
         response = json_error(
-            401, "invalid_client", "The Basic credentials are not base64-encoded UTF-8 'client_id:client_secret'.",
+            401,
+            "invalid_client",
+            "The Basic credentials are not base64-encoded UTF-8 'client_id:client_secret'.",
             headers={"WWW-Authenticate": 'Basic realm="bioweb"', "Pragma": "no-cache"},
         )
         return response

@@ -32,7 +32,9 @@ def pg_database_url() -> Iterator[str]:
             conn.execute(sa.text("SELECT 1"))
     except sa.exc.OperationalError as exc:
         engine.dispose()
-        message = f"PostgreSQL is not reachable at {PG_ADMIN_URL} ({type(exc).__name__}); set TEST_DATABASE_URL"
+        message = (
+            f"PostgreSQL is not reachable at {PG_ADMIN_URL} ({type(exc).__name__}); set TEST_DATABASE_URL"
+        )
         if os.environ.get("CI"):
             pytest.fail(message + " (CI is set, so this is a failure)")
         pytest.skip(message)

@@ -107,10 +107,15 @@ class LiveServer:
         }
         self.process = subprocess.Popen(
             [
-                sys.executable, "-m", "gunicorn",
-                "--bind", f"127.0.0.1:{self.port}",
-                "--workers", str(self.workers),
-                "--log-level", "warning",
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                str(self.workers),
+                "--log-level",
+                "warning",
                 "app:app",
             ],
             cwd=ROOT,

@@ -24,7 +24,9 @@ def token(user):
 
 
 def create(client, token, body=None, **kwargs):
-    return client.post("/api/v1/devices", json=body if body is not None else CREATE, headers=bearer(token), **kwargs)
+    return client.post(
+        "/api/v1/devices", json=body if body is not None else CREATE, headers=bearer(token), **kwargs
+    )
 
 
 def assert_error(response, status: int, code: str) -> dict:
@@ -59,7 +61,9 @@ def test_create_returns_credentials_once_and_stores_only_a_digest(client, token,
 
 
 def test_create_normalises_case_and_takes_test_mode(client, token):
-    response = create(client, token, {"manufacturer": "APPLE", "device_code": "watch1,2", "is_test_mode": True})
+    response = create(
+        client, token, {"manufacturer": "APPLE", "device_code": "watch1,2", "is_test_mode": True}
+    )
     assert response.status_code == 200
     detail = client.get(f"/api/v1/device/{response.get_json()['id']}", headers=bearer(token)).get_json()
     assert detail["manufacturer"] == "Apple"
@@ -82,7 +86,11 @@ def test_redirect_url_follows_configured_base_url(app, client, token):
         ({"manufacturer": "Samsung", "device_code": "iPhone1,1"}, "manufacturer", "available options: Apple"),
         ({"manufacturer": "", "device_code": "iPhone1,1"}, "manufacturer", "required"),
         ({"manufacturer": "Apple", "device_code": "iPhone1,9"}, "device_code", "Did you mean"),
-        ({"manufacturer": "Apple", "device_code": "Pixel 7"}, "device_code", "not a known Apple model identifier"),
+        (
+            {"manufacturer": "Apple", "device_code": "Pixel 7"},
+            "device_code",
+            "not a known Apple model identifier",
+        ),
         ({"manufacturer": "Apple", "device_code": 11}, "device_code", "JSON string"),
         ({"manufacturer": ["Apple"], "device_code": "iPhone1,1"}, "manufacturer", "JSON string"),
         ({**CREATE, "is_test_mode": "false"}, "is_test_mode", "JSON boolean"),
@@ -113,7 +121,12 @@ def test_unknown_code_suggests_close_matches(client, token):
         ('"Apple"', "application/json", 400, "invalid_request"),
         ("null", "application/json", 400, "invalid_request"),
         ("", "application/json", 400, "invalid_request"),
-        ("manufacturer=Apple&device_code=iPhone1,1", "application/x-www-form-urlencoded", 415, "unsupported_media_type"),
+        (
+            "manufacturer=Apple&device_code=iPhone1,1",
+            "application/x-www-form-urlencoded",
+            415,
+            "unsupported_media_type",
+        ),
         ('{"manufacturer":"Apple","device_code":"iPhone1,1"}', "text/plain", 415, "unsupported_media_type"),
         ("[" * 50000 + "]" * 50000, "application/json", 413, "request_too_large"),
         ("[" * 20000 + "]" * 20000, "application/json", 400, "invalid_request"),
@@ -175,7 +188,9 @@ def test_read_only_token_can_read_but_not_write(client, user):
     read_only = make_pat(user, scope="devices:read")
     assert client.get("/api/v1/devices", headers=bearer(read_only)).status_code == 200
     assert client.get(f"/api/v1/device/{device.id}", headers=bearer(read_only)).status_code == 200
-    assert_error(client.delete(f"/api/v1/device/{device.id}", headers=bearer(read_only)), 403, "insufficient_scope")
+    assert_error(
+        client.delete(f"/api/v1/device/{device.id}", headers=bearer(read_only)), 403, "insufficient_scope"
+    )
     write_only = make_pat(user, scope="devices:write")
     assert_error(client.get("/api/v1/devices", headers=bearer(write_only)), 403, "insufficient_scope")
 
@@ -213,8 +228,13 @@ def test_retrieve_has_every_published_field(client, token, user, path):
 @pytest.mark.parametrize(
     "path",
     [
-        "/api/v1/device/999", "/api/v1/device/0", "/api/v1/device/-1", "/api/v1/device/abc",
-        "/api/v1/device/2147483648", "/api/v1/device/99999999999999999999999", "/api/v1//device/1",
+        "/api/v1/device/999",
+        "/api/v1/device/0",
+        "/api/v1/device/-1",
+        "/api/v1/device/abc",
+        "/api/v1/device/2147483648",
+        "/api/v1/device/99999999999999999999999",
+        "/api/v1//device/1",
     ],
 )
 def test_retrieve_unknown_device_is_404(client, token, path):
@@ -228,13 +248,21 @@ def test_another_users_device_is_invisible_and_untouchable(client, user, token):
     device, _ = make_device(user)
     mallory = make_user("mallory@example.com", tenant="evil")
     other = make_pat(mallory)
-    assert client.get("/api/v1/devices", headers=bearer(other)).get_json() == {"next_id": None, "count": 0, "results": []}
+    assert client.get("/api/v1/devices", headers=bearer(other)).get_json() == {
+        "next_id": None,
+        "count": 0,
+        "results": [],
+    }
     for response in (
         client.get(f"/api/v1/device/{device.id}", headers=bearer(other)),
         client.get(f"/api/v1/devices/{device.id}", headers=bearer(other)),
         client.delete(f"/api/v1/device/{device.id}", headers=bearer(other)),
-        client.delete(f"/api/v1/data-submission/device-authorize?device_id={device.id}", headers=bearer(other)),
-        client.post("/api/v1/data-submission/device-authorize", json={"device_id": device.id}, headers=bearer(other)),
+        client.delete(
+            f"/api/v1/data-submission/device-authorize?device_id={device.id}", headers=bearer(other)
+        ),
+        client.post(
+            "/api/v1/data-submission/device-authorize", json={"device_id": device.id}, headers=bearer(other)
+        ),
     ):
         body = assert_error(response, 404, "not_found")
         assert body["error_description"] == f"You have no device with id {device.id}."
@@ -251,7 +279,9 @@ def test_another_users_device_is_invisible_and_untouchable(client, user, token):
     [
         lambda c, t, i: c.delete(f"/api/v1/device/{i}", headers=bearer(t)),
         lambda c, t, i: c.delete(f"/api/v1/devices/{i}", headers=bearer(t)),
-        lambda c, t, i: c.delete(f"/api/v1/data-submission/device-authorize?device_id={i}", headers=bearer(t)),
+        lambda c, t, i: c.delete(
+            f"/api/v1/data-submission/device-authorize?device_id={i}", headers=bearer(t)
+        ),
     ],
     ids=["device", "devices", "device-authorize"],
 )
@@ -268,7 +298,12 @@ def test_disable_is_204_and_idempotent(client, token, user, disable):
 
 @pytest.mark.parametrize(
     ("query", "fragment"),
-    [("", "required"), ("?device_id=abc", "integer"), ("?device_id=0", "device id"), ("?device_id=-4", "device id")],
+    [
+        ("", "required"),
+        ("?device_id=abc", "integer"),
+        ("?device_id=0", "device id"),
+        ("?device_id=-4", "device id"),
+    ],
 )
 def test_disable_by_query_validates_device_id(client, token, query, fragment):
     response = client.delete(f"/api/v1/data-submission/device-authorize{query}", headers=bearer(token))
@@ -295,7 +330,13 @@ def test_reauthorize_gives_new_secret_and_keeps_client_id(client, token, user):
 
 @pytest.mark.parametrize(
     ("body", "status"),
-    [({}, 400), ({"device_id": "1"}, 400), ({"device_id": True}, 400), ({"device_id": 1.5}, 400), ({"device_id": 424242}, 404)],
+    [
+        ({}, 400),
+        ({"device_id": "1"}, 400),
+        ({"device_id": True}, 400),
+        ({"device_id": 1.5}, 400),
+        ({"device_id": 424242}, 404),
+    ],
 )
 def test_reauthorize_validates_body(client, token, user, body, status):
     make_device(user)
@@ -311,14 +352,26 @@ def test_list_shape_matches_published_document(client, token, user):
     make_device(user, "Watch1,1")
     body = client.get("/api/v1/devices", headers=bearer(token), content_type="application/json").get_json()
     assert body["next_id"] == 2 and body["count"] == 2
-    assert [{k: r[k] for k in ("id", "manufacturer", "code", "product_name", "state")} for r in body["results"]] == [
+    assert [
+        {k: r[k] for k in ("id", "manufacturer", "code", "product_name", "state")} for r in body["results"]
+    ] == [
         {"id": 1, "manufacturer": "Apple", "code": "iPhone1,1", "product_name": "iPhone", "state": 1},
-        {"id": 2, "manufacturer": "Apple", "code": "Watch1,1", "product_name": "Apple Watch 38mm case", "state": 1},
+        {
+            "id": 2,
+            "manufacturer": "Apple",
+            "code": "Watch1,1",
+            "product_name": "Apple Watch 38mm case",
+            "state": 1,
+        },
     ]
 
 
 def test_empty_list_has_null_next_id(client, token):
-    assert client.get("/api/v1/devices", headers=bearer(token)).get_json() == {"next_id": None, "count": 0, "results": []}
+    assert client.get("/api/v1/devices", headers=bearer(token)).get_json() == {
+        "next_id": None,
+        "count": 0,
+        "results": [],
+    }
 
 
 def test_offset_is_an_id_cursor(client, token, user):
@@ -333,14 +386,18 @@ def test_offset_is_an_id_cursor(client, token, user):
 CODES = ["Watch1,1", "iPhone1,1", "iPad1,1", "Watch1,1", "iPhone1,1", "AppleTV2,1", "Watch1,1"]
 
 
-@pytest.mark.parametrize("sort_field", ["id", "created_time", "modified_time", "last_active_time", "manufacturer", "code", "state"])
+@pytest.mark.parametrize(
+    "sort_field", ["id", "created_time", "modified_time", "last_active_time", "manufacturer", "code", "state"]
+)
 @pytest.mark.parametrize("sort_order", ["asc", "desc"])
 def test_paging_by_every_field_never_skips_or_repeats(client, token, user, sort_field, sort_order):
     devices = [make_device(user, code)[0] for code in CODES]
     # Ties on every field: same timestamps for pairs, same states, repeated codes.
     now = devices[0].created_time
     for index, device in enumerate(devices):
-        device.created_time = device.modified_time = device.last_active_time = now.replace(microsecond=index // 2)
+        device.created_time = device.modified_time = device.last_active_time = now.replace(
+            microsecond=index // 2
+        )
         device.state = DeviceState.DISABLED if index % 3 == 0 else DeviceState.ACTIVE
     db.session.commit()
 
@@ -382,7 +439,9 @@ def test_paging_by_every_field_never_skips_or_repeats(client, token, user, sort_
 )
 def test_list_rejects_bad_parameters_by_name(client, token, user, query, param):
     make_device(user)
-    error = assert_error(client.get(f"/api/v1/devices?{query}", headers=bearer(token)), 400, "invalid_request")
+    error = assert_error(
+        client.get(f"/api/v1/devices?{query}", headers=bearer(token)), 400, "invalid_request"
+    )
     assert param in error["fields"] and param in error["error_description"]
 
 
@@ -405,7 +464,13 @@ def test_unknown_paths_and_methods_are_json(client, token):
 
 @pytest.mark.parametrize(
     ("path", "json_expected"),
-    [("/token/nothing", True), ("/api/v2/devices", True), ("/.well-known/nothing", True), ("/tokenish", False), ("/nothing", False)],
+    [
+        ("/token/nothing", True),
+        ("/api/v2/devices", True),
+        ("/.well-known/nothing", True),
+        ("/tokenish", False),
+        ("/nothing", False),
+    ],
 )
 def test_error_pages_are_json_exactly_in_the_json_url_space(client, path, json_expected):
     response = client.get(path)
@@ -438,7 +503,9 @@ def test_concurrent_creates_lose_nothing_and_share_no_client_id(live_server, use
     bodies = [r.json() for r in responses]
     assert len({b["id"] for b in bodies}) == 60
     assert len({b["oauth2_client_id"] for b in bodies}) == 60
-    listing = requests.get(f"{live_server}/api/v1/devices?limit=1000", headers=bearer(token), timeout=30).json()
+    listing = requests.get(
+        f"{live_server}/api/v1/devices?limit=1000", headers=bearer(token), timeout=30
+    ).json()
     assert listing["count"] == 60
     assert sorted(r["id"] for r in listing["results"]) == sorted(b["id"] for b in bodies)
 

@@ -32,13 +32,18 @@ def test_device_lifecycle_is_recorded_with_actor_ip_and_request_id(client, user,
     device_id = created.get_json()["id"]
     client.delete(f"/api/v1/device/{device_id}", headers=bearer(pat))
     client.delete(f"/api/v1/device/{device_id}", headers=bearer(pat))  # idempotent: no second event
-    reauth = client.post("/api/v1/data-submission/device-authorize", json={"device_id": device_id}, headers=bearer(pat))
+    reauth = client.post(
+        "/api/v1/data-submission/device-authorize", json={"device_id": device_id}, headers=bearer(pat)
+    )
 
     body = events_of(client, pat, device_id)
     kinds = [e["kind"] for e in body["results"]]
     assert kinds == [
-        "device.created", "device.credentials_shown", "device.disabled",
-        "device.reauthorized", "device.credentials_shown",
+        "device.created",
+        "device.credentials_shown",
+        "device.disabled",
+        "device.reauthorized",
+        "device.credentials_shown",
     ]
     assert body["count"] == 5 and body["next_id"] == body["results"][-1]["id"]
     first = body["results"][0]
@@ -50,33 +55,55 @@ def test_device_lifecycle_is_recorded_with_actor_ip_and_request_id(client, user,
 def test_token_issues_and_failed_authentication_are_aggregated(client, user, pat):
     device, secret = make_device(user)
     for _ in range(3):
-        assert client.post("/token", data={"grant_type": "client_credentials"}, headers=basic(device.client_id, secret)).status_code == 200
+        assert (
+            client.post(
+                "/token", data={"grant_type": "client_credentials"}, headers=basic(device.client_id, secret)
+            ).status_code
+            == 200
+        )
     for _ in range(4):
-        assert client.post("/token", data={"grant_type": "client_credentials"}, headers=basic(device.client_id, "bcs_guess")).status_code == 401
+        assert (
+            client.post(
+                "/token",
+                data={"grant_type": "client_credentials"},
+                headers=basic(device.client_id, "bcs_guess"),
+            ).status_code
+            == 401
+        )
     body = events_of(client, pat, device.id)
     by_kind = {e["kind"]: e for e in body["results"]}
     assert by_kind["token.issued"]["count"] == 3 and by_kind["token.issued"]["actor"] == f"device:{device.id}"
     assert by_kind["client_auth.failed"]["count"] == 4 and by_kind["client_auth.failed"]["ip"] == "127.0.0.1"
     assert by_kind["client_auth.failed"]["last_time"] >= by_kind["client_auth.failed"]["time"]
-    assert db.session.scalar(sa.select(sa.func.count()).select_from(Event)) == 4  # created, shown, issued, failed
+    assert (
+        db.session.scalar(sa.select(sa.func.count()).select_from(Event)) == 4
+    )  # created, shown, issued, failed
 
 
 def test_unknown_client_records_nothing(client, user):
-    client.post("/token", data={"grant_type": "client_credentials"}, headers=basic("0000000000000000", "bcs_x"))
+    client.post(
+        "/token", data={"grant_type": "client_credentials"}, headers=basic("0000000000000000", "bcs_x")
+    )
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Event)) == 0
 
 
 def test_events_are_paged_like_the_device_list(client, user, pat):
     device, _ = make_device(user)
     client.delete(f"/api/v1/device/{device.id}", headers=bearer(pat))
-    client.post("/api/v1/data-submission/device-authorize", json={"device_id": device.id}, headers=bearer(pat))
+    client.post(
+        "/api/v1/data-submission/device-authorize", json={"device_id": device.id}, headers=bearer(pat)
+    )
     all_ids = [e["id"] for e in events_of(client, pat, device.id)["results"]]
     assert len(all_ids) == 5
     page = events_of(client, pat, device.id, f"?limit=2&offset={all_ids[1]}")
     assert [e["id"] for e in page["results"]] == all_ids[2:4] and page["count"] == 5
     desc = events_of(client, pat, device.id, "?sort_order=desc&limit=2")
     assert [e["id"] for e in desc["results"]] == all_ids[::-1][:2]
-    assert events_of(client, pat, device.id, f"?offset={all_ids[-1]}") == {"next_id": None, "count": 5, "results": []}
+    assert events_of(client, pat, device.id, f"?offset={all_ids[-1]}") == {
+        "next_id": None,
+        "count": 5,
+        "results": [],
+    }
 
 
 @pytest.mark.parametrize("query", ["?limit=0", "?offset=-1", "?sort_order=sideways", "?limit=x"])
@@ -90,7 +117,9 @@ def test_events_of_another_users_device_are_404_and_device_tokens_cannot_read_th
     device, secret = make_device(user)
     other = make_pat(make_user("eve@example.com"))
     assert client.get(f"/api/v1/device/{device.id}/events", headers=bearer(other)).status_code == 404
-    access = client.post("/token", data={"grant_type": "client_credentials"}, headers=basic(device.client_id, secret)).get_json()["access_token"]
+    access = client.post(
+        "/token", data={"grant_type": "client_credentials"}, headers=basic(device.client_id, secret)
+    ).get_json()["access_token"]
     assert client.get(f"/api/v1/device/{device.id}/events", headers=bearer(access)).status_code == 403
 
 

@@ -19,7 +19,9 @@ def create_user(runner, email="ada@example.com", *extra, password=PASSWORD):
 
 
 def test_users_create_hashes_the_password(runner, app):
-    result = create_user(runner, "Ada@Example.com", "--first-name", "Ada", "--last-name", "Lovelace", "--tenant", "acme")
+    result = create_user(
+        runner, "Ada@Example.com", "--first-name", "Ada", "--last-name", "Lovelace", "--tenant", "acme"
+    )
     assert result.exit_code == 0, result.output
     assert "Created user" in result.output and PASSWORD not in result.output
     user = db.session.scalar(sa.select(User))
@@ -69,7 +71,9 @@ def test_tokens_create_prints_the_token_alone_on_the_last_line(runner, client, a
 
 def test_tokens_create_with_scope_and_expiry(runner, client, app):
     make_user()
-    result = runner.invoke(args=["tokens", "create", "ada@example.com", "--scope", "devices:read", "--expires-in-days", "7"])
+    result = runner.invoke(
+        args=["tokens", "create", "ada@example.com", "--scope", "devices:read", "--expires-in-days", "7"]
+    )
     token = result.output.strip().splitlines()[-1]
     row = db.session.scalar(sa.select(Token))
     assert row.scope == "devices:read"
@@ -118,7 +122,9 @@ echo '{PASSWORD}' | {flask} --app app users create me@example.com --password-std
 export BIOMETRICSCLOUD_ACCESS_TOKEN=$({flask} --app app tokens create me@example.com | tail -n 1)
 echo "$BIOMETRICSCLOUD_ACCESS_TOKEN"
 """
-    result = subprocess.run(["bash", "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        ["bash", "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     token = result.stdout.strip().splitlines()[-1]
     assert client.get("/api/v1/devices", headers=bearer(token)).status_code == 200

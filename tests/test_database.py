@@ -297,7 +297,11 @@ def test_backup_restores_a_working_database(backend: str, tmp_path, request):
 
 def test_engine_options_given_by_the_caller_keep_pre_ping_and_the_timeout(pg_database_url: str):
     app = create_app(
-        {"TESTING": True, "SQLALCHEMY_DATABASE_URI": pg_database_url, "SQLALCHEMY_ENGINE_OPTIONS": {"echo": False}}
+        {
+            "TESTING": True,
+            "SQLALCHEMY_DATABASE_URI": pg_database_url,
+            "SQLALCHEMY_ENGINE_OPTIONS": {"echo": False},
+        }
     )
     options = app.config["SQLALCHEMY_ENGINE_OPTIONS"]
     assert options["pool_pre_ping"] is True and options["connect_args"]["connect_timeout"] == 5
@@ -307,7 +311,9 @@ def test_token_endpoint_keeps_working_when_the_rate_limit_store_is_away(database
     """Redis down: limits fall back to per-process memory instead of failing /token."""
     from tests.helpers import app_with_database, make_device, make_user
 
-    with app_with_database(database_url, RATELIMIT_ENABLED=True, RATELIMIT_STORAGE_URI="redis://127.0.0.1:1/0") as app:
+    with app_with_database(
+        database_url, RATELIMIT_ENABLED=True, RATELIMIT_STORAGE_URI="redis://127.0.0.1:1/0"
+    ) as app:
         device, secret = make_device(make_user("redis-down@example.com"))
         response = app.test_client().post(
             "/token", data={"grant_type": "client_credentials"}, auth=(device.client_id, secret)

@@ -34,9 +34,12 @@ def basic(client_id: str, secret: str) -> dict[str, str]:
 def get_token(client, device_and_secret, method: str = "basic"):
     device, secret = device_and_secret
     if method == "basic":
-        return client.post("/token", data={"grant_type": "client_credentials"}, headers=basic(device.client_id, secret))
+        return client.post(
+            "/token", data={"grant_type": "client_credentials"}, headers=basic(device.client_id, secret)
+        )
     return client.post(
-        "/token", data={"grant_type": "client_credentials", "client_id": device.client_id, "client_secret": secret}
+        "/token",
+        data={"grant_type": "client_credentials", "client_id": device.client_id, "client_secret": secret},
     )
 
 
@@ -69,7 +72,14 @@ def test_client_credentials_with_both_auth_methods(client, user, device, method)
     assert response.headers["Pragma"] == "no-cache"
     body = response.get_json()
     assert set(body) == {
-        "access_token", "token_type", "expires_in", "refresh_token", "scope", "device_id", "user_id", "tenant_id"
+        "access_token",
+        "token_type",
+        "expires_in",
+        "refresh_token",
+        "scope",
+        "device_id",
+        "user_id",
+        "tenant_id",
     }
     assert body["token_type"] == "Bearer" and body["expires_in"] == 3600 and body["scope"] == "device"
     assert (body["device_id"], body["user_id"], body["tenant_id"]) == (device[0].id, user.id, user.tenant_id)
@@ -93,10 +103,20 @@ def test_device_token_reads_only_its_own_record(client, user, pat, device):
     assert client.get(f"/api/v1/device/{other.id}", headers=bearer(access)).status_code == 404
     for response in (
         client.get("/api/v1/devices", headers=bearer(access)),
-        client.post("/api/v1/devices", json={"manufacturer": "Apple", "device_code": "iPhone1,1"}, headers=bearer(access)),
+        client.post(
+            "/api/v1/devices",
+            json={"manufacturer": "Apple", "device_code": "iPhone1,1"},
+            headers=bearer(access),
+        ),
         client.delete(f"/api/v1/device/{device[0].id}", headers=bearer(access)),
-        client.delete(f"/api/v1/data-submission/device-authorize?device_id={device[0].id}", headers=bearer(access)),
-        client.post("/api/v1/data-submission/device-authorize", json={"device_id": device[0].id}, headers=bearer(access)),
+        client.delete(
+            f"/api/v1/data-submission/device-authorize?device_id={device[0].id}", headers=bearer(access)
+        ),
+        client.post(
+            "/api/v1/data-submission/device-authorize",
+            json={"device_id": device[0].id},
+            headers=bearer(access),
+        ),
     ):
         assert response.status_code == 403
         assert response.get_json()["error"] == "insufficient_scope"
@@ -136,7 +156,9 @@ def test_unknown_client_costs_the_same_as_a_known_one(client, device, monkeypatc
 
 
 def test_no_client_authentication_is_invalid_client(client, device):
-    assert_oauth_error(client.post("/token", data={"grant_type": "client_credentials"}), 401, "invalid_client")
+    assert_oauth_error(
+        client.post("/token", data={"grant_type": "client_credentials"}), 401, "invalid_client"
+    )
 
 
 @pytest.mark.parametrize(
@@ -158,7 +180,9 @@ def test_token_request_errors(client, device, data, status, error):
 def test_token_endpoint_refuses_get_and_json(client, device):
     assert client.get("/token").status_code == 405
     assert client.get("/token").get_json()["error"] == "method_not_allowed"
-    response = client.post("/token", json={"grant_type": "client_credentials"}, headers=basic(device[0].client_id, device[1]))
+    response = client.post(
+        "/token", json={"grant_type": "client_credentials"}, headers=basic(device[0].client_id, device[1])
+    )
     assert response.status_code == 400 and response.get_json()["error"] == "unsupported_grant_type"
 
 
@@ -170,9 +194,14 @@ def test_refresh_rotates_and_the_used_token_dies(client, device):
     second = refresh(client, device, first["refresh_token"])
     assert second.status_code == 200
     second = second.get_json()
-    assert second["refresh_token"] != first["refresh_token"] and second["access_token"] != first["access_token"]
+    assert (
+        second["refresh_token"] != first["refresh_token"] and second["access_token"] != first["access_token"]
+    )
     assert second["scope"] == "device" and second["device_id"] == device[0].id
-    assert client.get(f"/api/v1/device/{device[0].id}", headers=bearer(second["access_token"])).status_code == 200
+    assert (
+        client.get(f"/api/v1/device/{device[0].id}", headers=bearer(second["access_token"])).status_code
+        == 200
+    )
     third = refresh(client, device, second["refresh_token"])
     assert third.status_code == 200
 
@@ -183,10 +212,16 @@ def test_reusing_a_refresh_token_revokes_the_family(client, device):
     second = refresh(client, device, first["refresh_token"]).get_json()
     assert_oauth_error(refresh(client, device, first["refresh_token"]), 400, "invalid_grant")
     # The whole family is dead: the rotated pair too.
-    assert client.get(f"/api/v1/device/{device[0].id}", headers=bearer(second["access_token"])).status_code == 401
+    assert (
+        client.get(f"/api/v1/device/{device[0].id}", headers=bearer(second["access_token"])).status_code
+        == 401
+    )
     assert_oauth_error(refresh(client, device, second["refresh_token"]), 400, "invalid_grant")
     # Another family of the same device is untouched.
-    assert client.get(f"/api/v1/device/{device[0].id}", headers=bearer(unrelated["access_token"])).status_code == 200
+    assert (
+        client.get(f"/api/v1/device/{device[0].id}", headers=bearer(unrelated["access_token"])).status_code
+        == 200
+    )
     assert refresh(client, device, unrelated["refresh_token"]).status_code == 200
 
 
@@ -215,7 +250,8 @@ def test_a_device_keeps_a_bounded_number_of_live_refresh_tokens(client, device):
 
     bodies = [get_token(client, device).get_json() for _ in range(MAX_REFRESH_FAMILIES + 3)]
     live = db.session.scalar(
-        sa.select(sa.func.count()).select_from(Token)
+        sa.select(sa.func.count())
+        .select_from(Token)
         .where(Token.device_id == device[0].id, Token.kind == TokenKind.REFRESH, Token.revoked_time.is_(None))
     )
     assert live == MAX_REFRESH_FAMILIES
@@ -230,13 +266,18 @@ def test_a_device_keeps_a_bounded_number_of_live_refresh_tokens(client, device):
     "disable",
     [
         lambda c, pat, i: c.delete(f"/api/v1/device/{i}", headers=bearer(pat)),
-        lambda c, pat, i: c.delete(f"/api/v1/data-submission/device-authorize?device_id={i}", headers=bearer(pat)),
+        lambda c, pat, i: c.delete(
+            f"/api/v1/data-submission/device-authorize?device_id={i}", headers=bearer(pat)
+        ),
     ],
     ids=["delete-device", "delete-device-authorize"],
 )
 def test_disable_cuts_the_device_off_on_its_next_request(client, pat, device, disable):
     tokens = get_token(client, device).get_json()
-    assert client.get(f"/api/v1/device/{device[0].id}", headers=bearer(tokens["access_token"])).status_code == 200
+    assert (
+        client.get(f"/api/v1/device/{device[0].id}", headers=bearer(tokens["access_token"])).status_code
+        == 200
+    )
     assert disable(client, pat, device[0].id).status_code == 204
     response = client.get(f"/api/v1/device/{device[0].id}", headers=bearer(tokens["access_token"]))
     assert response.status_code == 401 and response.get_json()["error"] == "invalid_token"
@@ -248,20 +289,30 @@ def test_disable_cuts_the_device_off_on_its_next_request(client, pat, device, di
 def test_reauthorize_issues_new_secret_and_old_credentials_stay_dead(client, pat, device):
     old = get_token(client, device).get_json()
     assert client.delete(f"/api/v1/device/{device[0].id}", headers=bearer(pat)).status_code == 204
-    response = client.post("/api/v1/data-submission/device-authorize", json={"device_id": device[0].id}, headers=bearer(pat))
+    response = client.post(
+        "/api/v1/data-submission/device-authorize", json={"device_id": device[0].id}, headers=bearer(pat)
+    )
     new_secret = response.get_json()["oauth2_client_secret"]
     assert_oauth_error(get_token(client, device), 401, "invalid_client")
-    assert client.get(f"/api/v1/device/{device[0].id}", headers=bearer(old["access_token"])).status_code == 401
+    assert (
+        client.get(f"/api/v1/device/{device[0].id}", headers=bearer(old["access_token"])).status_code == 401
+    )
     fresh = (device[0], new_secret)
     assert_oauth_error(refresh(client, fresh, old["refresh_token"]), 400, "invalid_grant")
     new = get_token(client, fresh).get_json()
-    assert client.get(f"/api/v1/device/{device[0].id}", headers=bearer(new["access_token"])).status_code == 200
+    assert (
+        client.get(f"/api/v1/device/{device[0].id}", headers=bearer(new["access_token"])).status_code == 200
+    )
 
 
 def test_reauthorizing_an_active_device_also_ends_its_old_tokens(client, pat, device):
     old = get_token(client, device).get_json()
-    client.post("/api/v1/data-submission/device-authorize", json={"device_id": device[0].id}, headers=bearer(pat))
-    assert client.get(f"/api/v1/device/{device[0].id}", headers=bearer(old["access_token"])).status_code == 401
+    client.post(
+        "/api/v1/data-submission/device-authorize", json={"device_id": device[0].id}, headers=bearer(pat)
+    )
+    assert (
+        client.get(f"/api/v1/device/{device[0].id}", headers=bearer(old["access_token"])).status_code == 401
+    )
 
 
 # --- last_active_time ------------------------------------------------------------------------
@@ -274,7 +325,9 @@ def _last_active(device_id: int):
 
 def test_last_active_time_moves_on_token_and_use_but_writes_are_throttled(client, device):
     device_id = device[0].id
-    db.session.execute(sa.update(Device).where(Device.id == device_id).values(last_active_time=utcnow() - timedelta(hours=1)))
+    db.session.execute(
+        sa.update(Device).where(Device.id == device_id).values(last_active_time=utcnow() - timedelta(hours=1))
+    )
     db.session.commit()
     before = _last_active(device_id)
     access = get_token(client, device).get_json()["access_token"]
@@ -286,7 +339,9 @@ def test_last_active_time_moves_on_token_and_use_but_writes_are_throttled(client
     assert _last_active(device_id) == issued
 
     # A minute later, a use moves it.
-    db.session.execute(sa.update(Device).where(Device.id == device_id).values(last_active_time=issued - timedelta(minutes=2)))
+    db.session.execute(
+        sa.update(Device).where(Device.id == device_id).values(last_active_time=issued - timedelta(minutes=2))
+    )
     db.session.commit()
     assert client.get(f"/api/v1/device/{device_id}", headers=bearer(access)).status_code == 200
     assert _last_active(device_id) > issued - timedelta(minutes=1)
@@ -305,9 +360,14 @@ def test_pat_last_used_time_is_recorded(client, user, pat):
 
 def test_revoking_an_access_token(client, device):
     tokens = get_token(client, device).get_json()
-    response = client.post("/token/revoke", data={"token": tokens["access_token"]}, headers=basic(device[0].client_id, device[1]))
+    response = client.post(
+        "/token/revoke", data={"token": tokens["access_token"]}, headers=basic(device[0].client_id, device[1])
+    )
     assert response.status_code == 200
-    assert client.get(f"/api/v1/device/{device[0].id}", headers=bearer(tokens["access_token"])).status_code == 401
+    assert (
+        client.get(f"/api/v1/device/{device[0].id}", headers=bearer(tokens["access_token"])).status_code
+        == 401
+    )
     assert refresh(client, device, tokens["refresh_token"]).status_code == 200
 
 
@@ -320,7 +380,10 @@ def test_revoking_a_refresh_token_ends_its_family(client, device):
     )
     assert response.status_code == 200
     assert_oauth_error(refresh(client, device, tokens["refresh_token"]), 400, "invalid_grant")
-    assert client.get(f"/api/v1/device/{device[0].id}", headers=bearer(tokens["access_token"])).status_code == 401
+    assert (
+        client.get(f"/api/v1/device/{device[0].id}", headers=bearer(tokens["access_token"])).status_code
+        == 401
+    )
 
 
 def test_revoking_unknown_token_is_200_and_another_clients_token_is_refused(client, user, device):
@@ -335,9 +398,18 @@ def test_revoking_unknown_token_is_200_and_another_clients_token_is_refused(clie
 
 def test_revocation_needs_client_authentication_and_a_token(client, device):
     tokens = get_token(client, device).get_json()
-    assert_oauth_error(client.post("/token/revoke", data={"token": tokens["access_token"]}), 401, "invalid_client")
-    assert_oauth_error(client.post("/token/revoke", data={}, headers=basic(device[0].client_id, device[1])), 400, "invalid_request")
-    assert client.get(f"/api/v1/device/{device[0].id}", headers=bearer(tokens["access_token"])).status_code == 200
+    assert_oauth_error(
+        client.post("/token/revoke", data={"token": tokens["access_token"]}), 401, "invalid_client"
+    )
+    assert_oauth_error(
+        client.post("/token/revoke", data={}, headers=basic(device[0].client_id, device[1])),
+        400,
+        "invalid_request",
+    )
+    assert (
+        client.get(f"/api/v1/device/{device[0].id}", headers=bearer(tokens["access_token"])).status_code
+        == 200
+    )
 
 
 # --- introspection (RFC 7662) ----------------------------------------------------------------
@@ -351,10 +423,17 @@ def test_introspection_of_own_tokens(client, user, device):
     assert body["scope"] == "device" and body["client_id"] == device[0].client_id
     assert body["device_id"] == device[0].id and body["user_id"] == user.id and body["sub"] == str(user.id)
     assert body["exp"] - body["iat"] == 3600
-    assert client.post("/token/introspect", data={"token": tokens["refresh_token"]}, headers=auth).get_json()["active"] is True
+    assert (
+        client.post("/token/introspect", data={"token": tokens["refresh_token"]}, headers=auth).get_json()[
+            "active"
+        ]
+        is True
+    )
 
 
-def test_introspection_says_inactive_for_others_unknown_revoked_and_personal_tokens(client, user, pat, device):
+def test_introspection_says_inactive_for_others_unknown_revoked_and_personal_tokens(
+    client, user, pat, device
+):
     auth = basic(device[0].client_id, device[1])
     other = make_device(user)
     theirs = get_token(client, other).get_json()["access_token"]
@@ -380,7 +459,9 @@ def test_metadata_document(client):
 
 
 def test_token_endpoint_is_rate_limited_per_client(database_url):
-    with app_with_database(database_url, RATELIMIT_ENABLED=True, BIOWEB_TOKEN_RATELIMIT_PER_CLIENT="3/minute") as app:
+    with app_with_database(
+        database_url, RATELIMIT_ENABLED=True, BIOWEB_TOKEN_RATELIMIT_PER_CLIENT="3/minute"
+    ) as app:
         creds = make_device(make_user("rl@example.com"))
         other = make_device(make_user("rl2@example.com"))
         client = app.test_client()
@@ -413,7 +494,9 @@ def test_purge_removes_expired_and_long_revoked_tokens_only(client, runner, user
     old_pat = make_pat(user)
     now = utcnow()
     db.session.execute(
-        sa.update(Token).where(Token.digest == digest(dead["access_token"])).values(expires_time=now - timedelta(seconds=1))
+        sa.update(Token)
+        .where(Token.digest == digest(dead["access_token"]))
+        .values(expires_time=now - timedelta(seconds=1))
     )
     db.session.execute(
         sa.update(Token).where(Token.digest == digest(old_pat)).values(revoked_time=now - timedelta(days=8))
@@ -432,7 +515,10 @@ def test_purge_removes_expired_and_long_revoked_tokens_only(client, runner, user
 def test_off_the_shelf_oauth_client_against_a_live_server(live_server, user, pat, monkeypatch):
     monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")  # plain HTTP on loopback, in tests only
     created = requests.post(
-        f"{live_server}/api/v1/devices", json={"manufacturer": "Apple", "device_code": "Watch1,1"}, headers=bearer(pat), timeout=10
+        f"{live_server}/api/v1/devices",
+        json={"manufacturer": "Apple", "device_code": "Watch1,1"},
+        headers=bearer(pat),
+        timeout=10,
     ).json()
     client_id, secret = created["oauth2_client_id"], created["oauth2_client_secret"]
     token_url = f"{live_server}/token"
@@ -447,20 +533,31 @@ def test_off_the_shelf_oauth_client_against_a_live_server(live_server, user, pat
 
     # client_secret_post
     session = OAuth2Session(client=BackendApplicationClient(client_id=client_id))
-    token = session.fetch_token(token_url=token_url, client_id=client_id, client_secret=secret, include_client_id=True)
+    token = session.fetch_token(
+        token_url=token_url, client_id=client_id, client_secret=secret, include_client_id=True
+    )
     assert session.get(f"{live_server}/api/v1/device/{created['id']}", timeout=10).status_code == 200
 
     # refresh through the library, then disable: the next request is refused
-    refreshed = session.refresh_token(token_url, refresh_token=token["refresh_token"], auth=HTTPBasicAuth(client_id, secret))
+    refreshed = session.refresh_token(
+        token_url, refresh_token=token["refresh_token"], auth=HTTPBasicAuth(client_id, secret)
+    )
     assert refreshed["access_token"] != token["access_token"]
-    assert requests.delete(f"{live_server}/api/v1/device/{created['id']}", headers=bearer(pat), timeout=10).status_code == 204
+    assert (
+        requests.delete(
+            f"{live_server}/api/v1/device/{created['id']}", headers=bearer(pat), timeout=10
+        ).status_code
+        == 204
+    )
     assert session.get(f"{live_server}/api/v1/device/{created['id']}", timeout=10).status_code == 401
 
 
 def test_concurrent_refreshes_exactly_one_wins(live_server, user):
     device, secret = make_device(user)
     auth = (device.client_id, secret)
-    first = requests.post(f"{live_server}/token", data={"grant_type": "client_credentials"}, auth=auth, timeout=10).json()
+    first = requests.post(
+        f"{live_server}/token", data={"grant_type": "client_credentials"}, auth=auth, timeout=10
+    ).json()
 
     def spend(_):
         return requests.post(

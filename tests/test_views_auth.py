@@ -10,7 +10,7 @@ from flask import abort
 from bioweb.extensions import db
 from bioweb.models import User
 from bioweb.security import check_password
-from tests.helpers import app_with_database, PASSWORD, input_value, log_in, make_user
+from tests.helpers import PASSWORD, app_with_database, input_value, log_in, make_user
 
 GOOD = {
     "email": "Grace@Example.com ",

@@ -14,8 +14,8 @@ from bioweb.models import Device, DeviceState, Token
 from bioweb.security import digest
 from bioweb.services import tokens
 from tests.helpers import (
-    app_with_database,
     PASSWORD,
+    app_with_database,
     input_value,
     make_device,
     make_user,
@@ -316,10 +316,14 @@ def test_device_page_shows_the_history_with_who_and_from_where(web, user):
     device = all_devices()[0]
     web.post(f"/devices/{device.id}/disable")
     page = web.get(f"/devices/{device.id}").text
-    history = page[page.index('id="history-title"'):]
+    history = page[page.index('id="history-title"') :]
     assert "3 events in all" in history
     # Newest first: disabled, then the secret shown, then registered; all by "you" from the test client.
-    assert history.index(">Disabled<") < history.index(">Client secret shown (once)<") < history.index(">Registered<")
+    assert (
+        history.index(">Disabled<")
+        < history.index(">Client secret shown (once)<")
+        < history.index(">Registered<")
+    )
     assert history.count(">you<") == 3 and history.count(">127.0.0.1<") == 3
     assert response.headers["X-Request-ID"] in history
 

@@ -12,8 +12,8 @@ from bioweb.extensions import db
 from bioweb.models import Token, TokenKind, utcnow
 from bioweb.security import digest
 from tests.helpers import (
-    app_with_database,
     PASSWORD,
+    app_with_database,
     bearer,
     input_value,
     make_pat,

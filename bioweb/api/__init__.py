@@ -49,7 +49,7 @@ def bind_json(form_class: type[F]) -> F:
     except (BadRequest, RecursionError):
         raise InvalidInput("The body is not valid JSON.") from None
     if not isinstance(payload, dict):
-        raise InvalidInput("The body must be a JSON object, such as {\"device_code\": \"iPhone1,1\"}.")
+        raise InvalidInput('The body must be a JSON object, such as {"device_code": "iPhone1,1"}.')
     form = form_class(formdata=None, data={}, meta={"csrf": False})
     known = {name: field for name, field in form._fields.items()}
     problems: dict[str, list[str]] = {}
@@ -74,11 +74,9 @@ def bind_args(form_class: type[F]) -> F:
     """Validate the query string with `form_class`. Raises InvalidInput naming each bad parameter."""
     form = form_class(formdata=request.args, meta={"csrf": False})
     if not form.validate():
-        raise InvalidInput(
-            f"Invalid query parameters: {', '.join(sorted(form.errors))}.", form.errors
-        )
+        raise InvalidInput(f"Invalid query parameters: {', '.join(sorted(form.errors))}.", form.errors)
     return form
 
 
-from . import devices  # noqa: E402,F401  (routes register on bp)
-from . import openapi  # noqa: E402,F401  (/api/v1/openapi.json and the /api/docs page)
+# Route modules register on bp (devices; openapi: /api/v1/openapi.json and /api/docs).
+from . import devices, openapi  # noqa: E402,F401

@@ -136,7 +136,9 @@ def list_devices(
             key, cursor = sa.tuple_(column, _devices.c.id), sa.tuple_(sa.literal(value, column.type), offset)
         query = query.where(key > cursor if sort_order == "asc" else key < cursor)
     direction = sa.asc if sort_order == "asc" else sa.desc
-    order = [direction(_devices.c.id)] if sort_field == "id" else [direction(column), direction(_devices.c.id)]
+    order = (
+        [direction(_devices.c.id)] if sort_field == "id" else [direction(column), direction(_devices.c.id)]
+    )
     # Plain rows, not ORM objects: a page is read-only, and building 1000 objects is the cost.
     results = list(db.session.execute(query.order_by(*order).limit(limit)))
     count = db.session.scalar(sa.select(_users.c.device_count).where(_users.c.id == actor.id)) or 0

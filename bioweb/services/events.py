@@ -35,8 +35,13 @@ def add(device_id: int, kind: EventKind, origin: Origin | None) -> None:
     now = utcnow()
     db.session.add(
         Event(
-            device_id=device_id, kind=kind, time=now, last_time=now,
-            actor=origin.actor, ip=origin.ip, request_id=origin.request_id,
+            device_id=device_id,
+            kind=kind,
+            time=now,
+            last_time=now,
+            actor=origin.actor,
+            ip=origin.ip,
+            request_id=origin.request_id,
         )
     )
 
@@ -52,9 +57,15 @@ def add_aggregated(device_id: int, kind: EventKind, origin: Origin | None) -> No
     now = utcnow()
     insert = _UPSERT_INSERTS[db.session.get_bind().dialect.name]
     statement = insert(_events).values(
-        device_id=device_id, kind=kind.value, time=now, last_time=now,
-        bucket=now.replace(minute=0, second=0, microsecond=0), count=1,
-        actor=origin.actor, ip=origin.ip, request_id=origin.request_id,
+        device_id=device_id,
+        kind=kind.value,
+        time=now,
+        last_time=now,
+        bucket=now.replace(minute=0, second=0, microsecond=0),
+        count=1,
+        actor=origin.actor,
+        ip=origin.ip,
+        request_id=origin.request_id,
     )
     db.session.execute(
         statement.on_conflict_do_update(
@@ -85,5 +96,7 @@ def list_events(
         query = query.where(Event.id > offset if sort_order == "asc" else Event.id < offset)
     order = Event.id.asc() if sort_order == "asc" else Event.id.desc()
     results = list(db.session.scalars(query.order_by(order).limit(limit)))
-    count = db.session.scalar(sa.select(sa.func.count()).select_from(Event).where(Event.device_id == device.id))
+    count = db.session.scalar(
+        sa.select(sa.func.count()).select_from(Event).where(Event.device_id == device.id)
+    )
     return Page(results, count or 0, results[-1].id if results else None)

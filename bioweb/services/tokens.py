@@ -16,9 +16,9 @@ from flask import current_app
 from ..errors import InvalidInput, NotFound
 from ..extensions import db
 from ..models import MAX_ID, Device, DeviceState, EventKind, Token, TokenKind, User, utcnow
+from ..security import ACCESS_PREFIX, PAT_PREFIX, REFRESH_PREFIX, digest, new_secret
 from . import Actor, events
 from .events import Origin
-from ..security import ACCESS_PREFIX, PAT_PREFIX, REFRESH_PREFIX, digest, new_secret
 
 PAT_SCOPES = ("devices:read", "devices:write")
 DEVICE_SCOPE = "device"
@@ -80,11 +80,7 @@ def list_personal_tokens(user: User) -> list[Token]:
 def revoke_personal_token(actor: Actor | None, token_id: int) -> Token:
     """Revoke a PAT (idempotent). `actor` None means an operator (CLI). Raises NotFound. Commits."""
     token = db.session.get(Token, token_id) if 0 < token_id <= MAX_ID else None
-    if (
-        token is None
-        or token.kind != TokenKind.PERSONAL
-        or (actor is not None and token.user_id != actor.id)
-    ):
+    if token is None or token.kind != TokenKind.PERSONAL or (actor is not None and token.user_id != actor.id):
         raise NotFound(f"There is no personal access token with id {token_id}.")
     if token.revoked_time is None:
         token.revoked_time = utcnow()
@@ -137,14 +133,26 @@ class TokenRecord:
 _tokens, _devices, _users = Token.__table__, Device.__table__, User.__table__
 _FIND_TOKEN = (
     sa.select(
-        _tokens.c.id, _tokens.c.kind, _tokens.c.scope, _tokens.c.family, _tokens.c.user_id,
-        _users.c.tenant_id, _tokens.c.device_id, _devices.c.state, _devices.c.client_id,
-        _devices.c.last_active_time, _tokens.c.created_time, _tokens.c.expires_time,
-        _tokens.c.revoked_time, _tokens.c.last_used_time,
+        _tokens.c.id,
+        _tokens.c.kind,
+        _tokens.c.scope,
+        _tokens.c.family,
+        _tokens.c.user_id,
+        _users.c.tenant_id,
+        _tokens.c.device_id,
+        _devices.c.state,
+        _devices.c.client_id,
+        _devices.c.last_active_time,
+        _tokens.c.created_time,
+        _tokens.c.expires_time,
+        _tokens.c.revoked_time,
+        _tokens.c.last_used_time,
     )
-    .select_from(_tokens.join(_users, _users.c.id == _tokens.c.user_id).outerjoin(
-        _devices, _devices.c.id == _tokens.c.device_id
-    ))
+    .select_from(
+        _tokens.join(_users, _users.c.id == _tokens.c.user_id).outerjoin(
+            _devices, _devices.c.id == _tokens.c.device_id
+        )
+    )
     .where(_tokens.c.digest == sa.bindparam("digest"))
 )
 
@@ -194,15 +202,31 @@ def _token_response(device: sa.Row, family: str, origin: Origin | None) -> dict[
     now = utcnow()
     access, refresh = new_secret(ACCESS_PREFIX), new_secret(REFRESH_PREFIX)
     expires_in = config["BIOWEB_TOKEN_EXPIRES_IN"]
-    common = {"scope": DEVICE_SCOPE, "user_id": device.user_id, "device_id": device.id, "family": family,
-              "created_time": now, "name": "", "revoked_time": None, "last_used_time": None}
+    common = {
+        "scope": DEVICE_SCOPE,
+        "user_id": device.user_id,
+        "device_id": device.id,
+        "family": family,
+        "created_time": now,
+        "name": "",
+        "revoked_time": None,
+        "last_used_time": None,
+    }
     db.session.execute(
         sa.insert(_tokens),
         [
-            {**common, "kind": TokenKind.ACCESS.value, "digest": digest(access),
-             "expires_time": now + timedelta(seconds=expires_in)},
-            {**common, "kind": TokenKind.REFRESH.value, "digest": digest(refresh),
-             "expires_time": now + timedelta(seconds=config["BIOWEB_REFRESH_TOKEN_EXPIRES_IN"])},
+            {
+                **common,
+                "kind": TokenKind.ACCESS.value,
+                "digest": digest(access),
+                "expires_time": now + timedelta(seconds=expires_in),
+            },
+            {
+                **common,
+                "kind": TokenKind.REFRESH.value,
+                "digest": digest(refresh),
+                "expires_time": now + timedelta(seconds=config["BIOWEB_REFRESH_TOKEN_EXPIRES_IN"]),
+            },
         ],
     )
     if device.last_active_time < now - ACTIVITY_WRITE_INTERVAL:
@@ -232,7 +256,9 @@ def issue_device_tokens(device: sa.Row, origin: Origin | None = None) -> dict[st
         _tokens.c.kind == TokenKind.REFRESH.value,
         _tokens.c.revoked_time.is_(None),
     )
-    newest = sa.select(_tokens.c.id).where(live_refresh).order_by(_tokens.c.id.desc()).limit(MAX_REFRESH_FAMILIES)
+    newest = (
+        sa.select(_tokens.c.id).where(live_refresh).order_by(_tokens.c.id.desc()).limit(MAX_REFRESH_FAMILIES)
+    )
     db.session.execute(
         sa.update(_tokens)
         .where(live_refresh, _tokens.c.id.not_in(newest.scalar_subquery()))
@@ -294,7 +320,9 @@ def revoke_device_token(token: TokenRecord) -> None:
         revoke_family(token.family, now)
     else:
         db.session.execute(
-            sa.update(_tokens).where(_tokens.c.id == token.id, _tokens.c.revoked_time.is_(None)).values(revoked_time=now)
+            sa.update(_tokens)
+            .where(_tokens.c.id == token.id, _tokens.c.revoked_time.is_(None))
+            .values(revoked_time=now)
         )
     db.session.commit()
 
@@ -312,9 +340,7 @@ def purge(keep_revoked: timedelta = DEFAULT_KEEP_REVOKED) -> int:
     """Delete expired tokens, and revoked ones older than `keep_revoked`. Returns the count. Commits."""
     now = utcnow()
     result = db.session.execute(
-        sa.delete(Token).where(
-            sa.or_(Token.expires_time <= now, Token.revoked_time <= now - keep_revoked)
-        )
+        sa.delete(Token).where(sa.or_(Token.expires_time <= now, Token.revoked_time <= now - keep_revoked))
     )
     db.session.commit()
     return result.rowcount

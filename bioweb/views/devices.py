@@ -153,7 +153,10 @@ def detail(device_id: int) -> str:
     before = request.args.get("events_before", type=int, default=0)
     history = events.list_events(_actor(), device_id, offset=max(before, 0), limit=20, sort_order="desc")
     return render_template(
-        "devices/detail.html", device=devices.get_device(_actor(), device_id), history=history, events_before=before
+        "devices/detail.html",
+        device=devices.get_device(_actor(), device_id),
+        history=history,
+        events_before=before,
     )
 
 
