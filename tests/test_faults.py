@@ -118,16 +118,11 @@ def _error_shape(response: requests.Response) -> dict:
     return body
 
 
-@pytest.fixture
-def pg_only(database_url: str) -> str:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("the outage is a cut TCP connection to PostgreSQL; SQLite has no connection to cut")
-    return database_url
-
-
-def test_database_outage_answers_503_and_recovers_without_restart(app, pg_only):
+# PostgreSQL only: the outage is a cut TCP connection, and SQLite has no connection to cut.
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_database_outage_answers_503_and_recovers_without_restart(app, database_url):
     pat = make_pat(make_user())
-    parts = urlsplit(pg_only)
+    parts = urlsplit(database_url)
     proxy = CuttableProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
     proxied = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}"))
     server = LiveServer(proxied, workers=2, env={"BIOWEB_DB_POOL_SIZE": "2"})
