@@ -5,7 +5,6 @@ PostgreSQL fails the run instead of skipping."""
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -13,39 +12,32 @@ import sqlalchemy as sa
 
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
 
-from tests.helpers import app_with_database, log_in, make_pat, make_user  # noqa: E402
+from tests.helpers import (  # noqa: E402
+    app_with_database,
+    create_pg_database,
+    drop_pg_database,
+    log_in,
+    make_pat,
+    make_user,
+)
 
 PG_ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-
-
-def _pg_admin_engine() -> sa.Engine:
-    url = PG_ADMIN_URL.replace("postgresql://", "postgresql+psycopg://", 1)
-    return sa.create_engine(url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
 
 
 @pytest.fixture(scope="session")
 def pg_database_url() -> Iterator[str]:
     """A fresh PostgreSQL database for this test session, dropped at the end."""
-    engine = _pg_admin_engine()
     try:
-        with engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
+        url = create_pg_database(PG_ADMIN_URL)
     except sa.exc.OperationalError as exc:
-        engine.dispose()
         message = (
             f"PostgreSQL is not reachable at {PG_ADMIN_URL} ({type(exc).__name__}); set TEST_DATABASE_URL"
         )
         if os.environ.get("CI"):
             pytest.fail(message + " (CI is set, so this is a failure)")
         pytest.skip(message)
-    name = f"bioweb_test_{uuid.uuid4().hex[:10]}"
-    with engine.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    base = PG_ADMIN_URL.rsplit("/", 1)[0]
-    yield f"{base}/{name}"
-    with engine.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    engine.dispose()
+    yield url
+    drop_pg_database(PG_ADMIN_URL, url)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

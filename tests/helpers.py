@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -181,13 +182,8 @@ def start_servers(
     return servers
 
 
-def create_pg_database(admin_url: str, prefix: str = "bioweb_test") -> str:
-    """Create an empty PostgreSQL database next to `admin_url`'s; return its URL."""
-    import uuid
-
-    import sqlalchemy as sa
-
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+def _pg_admin(admin_url: str, statement: str) -> None:
+    """Run one statement (CREATE/DROP DATABASE) on the server of `admin_url`, outside a transaction."""
     engine = sa.create_engine(
         admin_url.replace("postgresql://", "postgresql+psycopg://", 1),
         isolation_level="AUTOCOMMIT",
@@ -195,27 +191,24 @@ def create_pg_database(admin_url: str, prefix: str = "bioweb_test") -> str:
     )
     try:
         with engine.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+            conn.execute(sa.text(statement))
     finally:
         engine.dispose()
+
+
+def create_pg_database(admin_url: str, prefix: str = "bioweb_test") -> str:
+    """Create an empty PostgreSQL database next to `admin_url`'s; return its URL.
+
+    Raises sqlalchemy.exc.OperationalError when the server is not reachable.
+    """
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    _pg_admin(admin_url, f'CREATE DATABASE "{name}"')
     return f"{admin_url.rsplit('/', 1)[0]}/{name}"
 
 
 def drop_pg_database(admin_url: str, database_url: str) -> None:
     """Drop the database of `database_url`, closing any connections still open to it."""
-    import sqlalchemy as sa
-
-    name = database_url.rsplit("/", 1)[1]
-    engine = sa.create_engine(
-        admin_url.replace("postgresql://", "postgresql+psycopg://", 1),
-        isolation_level="AUTOCOMMIT",
-        connect_args={"connect_timeout": 3},
-    )
-    try:
-        with engine.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        engine.dispose()
+    _pg_admin(admin_url, f'DROP DATABASE IF EXISTS "{database_url.rsplit("/", 1)[1]}" WITH (FORCE)')
 
 
 # --- Dashboard helpers (test_views_*.py, test_browser.py) --------------------------------------------

@@ -14,17 +14,33 @@ from datetime import datetime
 from typing import Literal
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, render_template, session
+from flask import Blueprint, Flask, Response, render_template, session
+from flask_login import current_user, login_required
 from flask_wtf.csrf import CSRFError
 from wtforms import Form
 
 from ..errors import AppError
+from ..models import User
 
 NONCE_KEY = "_once"
 # A handful of open forms per session; the oldest nonces drop off so the cookie stays small.
 MAX_NONCES = 16
 
 NonceState = Literal["fresh", "used", "unknown"]
+
+
+def signed_in_only(bp: Blueprint) -> None:
+    """Every page of `bp` is a signed-in user's own: others go to the login page (?next=...)."""
+
+    @bp.before_request
+    @login_required
+    def _require_login() -> None:
+        return None
+
+
+def current_actor() -> User:
+    """The signed-in user, as the services take it."""
+    return current_user._get_current_object()
 
 
 def issue_nonce(purpose: str) -> str:

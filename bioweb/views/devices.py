@@ -8,23 +8,24 @@ by its spent nonce and redirected to the device page instead of minting anything
 from __future__ import annotations
 
 from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
-from flask_login import current_user, login_required
+from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from .. import devicecodes
 from ..api.serializers import redirect_url
 from ..errors import InvalidInput
 from ..forms import OnceForm, RegisterDeviceForm
-from ..models import User
 from ..origin import current_origin
 from ..services import devices, events
 from ..services.events import Origin
 from . import (
     apply_service_error,
+    current_actor,
     form_status,
     issue_nonce,
     nonce_state,
     one_time_response,
+    signed_in_only,
     spend_nonce,
 )
 
@@ -34,14 +35,7 @@ PAGE_SIZE = 25
 NEW_PURPOSE = "device:new"
 
 
-@bp.before_request
-@login_required
-def _require_login() -> None:
-    """Every page here is a signed-in user's own."""
-
-
-def _actor() -> User:
-    return current_user._get_current_object()
+signed_in_only(bp)
 
 
 def _origin() -> Origin:
@@ -57,7 +51,7 @@ def _authorize_purpose(device_id: int) -> str:
 def index() -> str:
     """Newest first, PAGE_SIZE at a time. ?after=<id> pages towards older devices, ?before=<id>
     back towards newer ones; both are keyset cursors (services.devices.list_devices), never OFFSET."""
-    actor = _actor()
+    actor = current_actor()
     after = request.args.get("after", type=int)
     before = request.args.get("before", type=int)
     # One row more than shown tells whether another page exists, without counting.
@@ -124,7 +118,11 @@ def create() -> Response | tuple[str, int]:
         return _render_new(form, form_status(form))
     try:
         creds = devices.create_device(
-            _actor(), form.manufacturer.data, form.device_code.data, bool(form.is_test_mode.data), _origin()
+            current_actor(),
+            form.manufacturer.data,
+            form.device_code.data,
+            bool(form.is_test_mode.data),
+            _origin(),
         )
     except InvalidInput as error:
         apply_service_error(form, error)
@@ -151,10 +149,12 @@ def detail(device_id: int) -> str:
     Another user's device is a 404, as for a missing id (services raise NotFound).
     """
     before = request.args.get("events_before", type=int, default=0)
-    history = events.list_events(_actor(), device_id, offset=max(before, 0), limit=20, sort_order="desc")
+    history = events.list_events(
+        current_actor(), device_id, offset=max(before, 0), limit=20, sort_order="desc"
+    )
     return render_template(
         "devices/detail.html",
-        device=devices.get_device(_actor(), device_id),
+        device=devices.get_device(current_actor(), device_id),
         history=history,
         events_before=before,
     )
@@ -162,13 +162,13 @@ def detail(device_id: int) -> str:
 
 @bp.get("/<int:device_id>/disable")
 def confirm_disable(device_id: int) -> str:
-    return render_template("devices/disable.html", device=devices.get_device(_actor(), device_id))
+    return render_template("devices/disable.html", device=devices.get_device(current_actor(), device_id))
 
 
 @bp.post("/<int:device_id>/disable")
 def disable(device_id: int) -> Response:
     """Disable now: the device's credentials and tokens are refused (idempotent). Commits via the service."""
-    device = devices.disable_device(_actor(), device_id, _origin())
+    device = devices.disable_device(current_actor(), device_id, _origin())
     flash(
         f"{device.product_name} is disabled. Its credentials and tokens are refused from now on; "
         "Re-authorize gives it new ones.",
@@ -179,7 +179,7 @@ def disable(device_id: int) -> Response:
 
 @bp.get("/<int:device_id>/authorize")
 def confirm_authorize(device_id: int) -> str:
-    device = devices.get_device(_actor(), device_id)
+    device = devices.get_device(current_actor(), device_id)
     form = OnceForm()
     form.nonce.data = issue_nonce(_authorize_purpose(device.id))
     return render_template("devices/authorize.html", device=device, form=form)
@@ -188,7 +188,7 @@ def confirm_authorize(device_id: int) -> str:
 @bp.post("/<int:device_id>/authorize")
 def authorize(device_id: int) -> Response:
     """Give the device a new secret (and make it active); show the secret once. Commits via the service."""
-    device = devices.get_device(_actor(), device_id)
+    device = devices.get_device(current_actor(), device_id)
     form = OnceForm()
     purpose = _authorize_purpose(device.id)
     state, _ = nonce_state(purpose, form.nonce.data)
@@ -202,6 +202,6 @@ def authorize(device_id: int) -> Response:
     if state == "unknown" or not form.validate_on_submit():
         flash("That form had expired, so nothing was changed. Confirm again to get a new secret.", "error")
         return redirect(url_for(".confirm_authorize", device_id=device.id), code=303)
-    creds = devices.authorize_device(_actor(), device.id, _origin())
+    creds = devices.authorize_device(current_actor(), device.id, _origin())
     spend_nonce(form.nonce.data, device.id)
     return _credentials_page(creds, reauthorized=True)

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, url_for
-from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
 from ..errors import InvalidInput
 from ..forms import PersonalTokenForm
-from ..models import User
 from ..services import tokens
-from . import apply_service_error, issue_nonce, nonce_state, one_time_response, spend_nonce
+from . import (
+    apply_service_error,
+    current_actor,
+    issue_nonce,
+    nonce_state,
+    one_time_response,
+    signed_in_only,
+    spend_nonce,
+)
 
 # Personal access tokens for the API; "/token..." itself is the OAuth endpoints' space.
 bp = Blueprint("tokens", __name__, url_prefix="/api-tokens")
@@ -18,19 +24,12 @@ bp = Blueprint("tokens", __name__, url_prefix="/api-tokens")
 NEW_PURPOSE = "token:new"
 
 
-@bp.before_request
-@login_required
-def _require_login() -> None:
-    """Every page here is a signed-in user's own."""
-
-
-def _actor() -> User:
-    return current_user._get_current_object()
+signed_in_only(bp)
 
 
 def _render_index(form: PersonalTokenForm, status: int = 200) -> tuple[str, int]:
     return render_template(
-        "tokens/index.html", form=form, tokens=tokens.list_personal_tokens(_actor())
+        "tokens/index.html", form=form, tokens=tokens.list_personal_tokens(current_actor())
     ), status
 
 
@@ -61,7 +60,7 @@ def create() -> Response | tuple[str, int]:
         return _render_index(form, 400)
     try:
         token, plaintext = tokens.create_personal_token(
-            _actor(), form.name.data, " ".join(form.scopes.data), form.expiry_days()
+            current_actor(), form.name.data, " ".join(form.scopes.data), form.expiry_days()
         )
     except InvalidInput as error:
         apply_service_error(form, error)
@@ -73,6 +72,6 @@ def create() -> Response | tuple[str, int]:
 @bp.post("/<int:token_id>/revoke")
 def revoke(token_id: int) -> Response:
     """Revoke one of the user's tokens (idempotent); another user's is a 404. Commits via the service."""
-    token = tokens.revoke_personal_token(_actor(), token_id)
+    token = tokens.revoke_personal_token(current_actor(), token_id)
     flash(f"The token “{token.name}” is revoked; anything using it is refused from now on.", "success")
     return redirect(url_for(".index"), code=303)
