@@ -67,11 +67,6 @@ class UnsupportedMediaType(AppError):
     code = "unsupported_media_type"
 
 
-class ServiceUnavailable(AppError):
-    status = 503
-    code = "temporarily_unavailable"
-
-
 def wants_json() -> bool:
     return request.path in JSON_PATHS or request.path.startswith(JSON_PREFIXES)
 

@@ -114,10 +114,6 @@ class Device(db.Model):
 
     user: Mapped[User] = relationship()
 
-    @property
-    def is_active(self) -> bool:
-        return self.state == DeviceState.ACTIVE
-
 
 class Token(db.Model):
     """A bearer credential of any kind. Only the SHA-256 digest of the token is stored."""
@@ -150,9 +146,6 @@ class Token(db.Model):
 
     def is_expired(self, now: datetime | None = None) -> bool:
         return self.expires_time is not None and self.expires_time <= (now or utcnow())
-
-    def is_revoked(self) -> bool:
-        return self.revoked_time is not None
 
 
 class EventKind(enum.StrEnum):

@@ -12,7 +12,6 @@ from ..extensions import db
 from ..models import Event, EventKind, utcnow
 from . import Actor, Page
 
-AGGREGATED = {EventKind.TOKEN_ISSUED, EventKind.AUTH_FAILED}
 _events = Event.__table__
 _UPSERT_INSERTS = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}
 
