@@ -27,13 +27,15 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         template_folder="../templates",
         static_folder="../static",
     )
+    # As in Flask's tutorial: defaults (from the environment), then the caller's mapping, then
+    # whatever is still missing is generated once and kept in instance/.
     app.config.from_mapping(config_module.load(app.instance_path))
     if config:
         app.config.update(config)
-        if "SQLALCHEMY_DATABASE_URI" in config:
-            app.config["SQLALCHEMY_DATABASE_URI"] = config_module.normalize_database_url(
-                config["SQLALCHEMY_DATABASE_URI"]
-            )
+    app.config["SQLALCHEMY_DATABASE_URI"] = config_module.normalize_database_url(
+        app.config["SQLALCHEMY_DATABASE_URI"]
+    )
+    config_module.fill_generated(app.config, app.instance_path)
     register_routing(app)
     register_extensions(app)
     register_request_context(app)

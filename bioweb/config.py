@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,35 +24,59 @@ def normalize_database_url(url: str) -> str:
     return url
 
 
-def _secret_key(instance_path: Path) -> str:
-    """SECRET_KEY from the environment, else one generated once and kept in instance/."""
-    key = os.environ.get("SECRET_KEY")
-    if key:
-        return key
-    path = instance_path / "secret_key"
+def _generated_once(path: Path, make: Callable[[], str]) -> str:
+    """The content of `path`, written once by `make()` when the file is missing.
+
+    O_EXCL: when several workers start at once, exactly one writes the file; the others read it.
+    """
     try:
         return path.read_text().strip()
     except FileNotFoundError:
         pass
-    instance_path.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_hex(32)
-    # O_EXCL: when two workers start at once, exactly one writes the key; the other reads it.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = make()
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         return path.read_text().strip()
     with os.fdopen(fd, "w") as fh:
-        fh.write(key)
-    return key
+        fh.write(value + "\n")
+    return value
+
+
+def new_token_key_line() -> str:
+    """One signing key for device access tokens as 'kid:secret' (kid = UTC date and random suffix)."""
+    kid = datetime.now(UTC).strftime("%Y%m%d") + "-" + secrets.token_hex(3)
+    return f"{kid}:{secrets.token_urlsafe(32)}"
+
+
+TOKEN_KEYS_FILE = "token_keys"
+
+
+def fill_generated(config: dict[str, Any], instance_path: str) -> None:
+    """Generate what is still missing after defaults and the caller's settings: the session
+    SECRET_KEY and the access-token signing keys, each kept in instance/ so that every worker
+    and every restart uses the same ones (never a constant in the code)."""
+    instance = Path(instance_path)
+    if not config.get("SECRET_KEY"):
+        config["SECRET_KEY"] = _generated_once(instance / "secret_key", lambda: secrets.token_hex(32))
+    if not config.get("BIOWEB_TOKEN_KEYS"):
+        config["BIOWEB_TOKEN_KEYS"] = _generated_once(instance / TOKEN_KEYS_FILE, new_token_key_line)
 
 
 def load(instance_path: str) -> dict[str, Any]:
-    """Return the configuration mapping for an app whose instance folder is `instance_path`."""
+    """The defaults for an app whose instance folder is `instance_path`, overridden from the
+    environment. Writes nothing: secrets still missing after the caller's settings are made
+    by fill_generated()."""
     env = os.environ.get
     instance = Path(instance_path)
     database_url = env("DATABASE_URL") or f"sqlite:///{instance / 'bioweb.db'}"
     return {
-        "SECRET_KEY": _secret_key(instance),
+        "SECRET_KEY": env("SECRET_KEY"),
+        # Keys that sign device access tokens: 'kid:secret' items separated by commas or
+        # newlines; the first signs, all of them verify (so a rotated-out key keeps its
+        # tokens valid until they expire). Generated into instance/token_keys when unset.
+        "BIOWEB_TOKEN_KEYS": env("BIOWEB_TOKEN_KEYS"),
         "SQLALCHEMY_DATABASE_URI": normalize_database_url(database_url),
         "SQLALCHEMY_POOL_SIZE": int(env("BIOWEB_DB_POOL_SIZE", "5")),
         "BIOWEB_DB_CONNECT_TIMEOUT": int(env("BIOWEB_DB_CONNECT_TIMEOUT", "5")),
@@ -62,11 +88,14 @@ def load(instance_path: str) -> dict[str, Any]:
         "MAX_CONTENT_LENGTH": int(env("BIOWEB_MAX_CONTENT_LENGTH", str(64 * 1024))),
         "RATELIMIT_ENABLED": _bool(env("RATELIMIT_ENABLED"), True),
         "RATELIMIT_STORAGE_URI": env("RATELIMIT_STORAGE_URI", "memory://"),
-        "RATELIMIT_HEADERS_ENABLED": True,
+        # No X-RateLimit-*/Retry-After on every answer: a 429 says Retry-After (errors.py).
+        "RATELIMIT_HEADERS_ENABLED": False,
         # Deployments sharing one Redis keep their counters apart.
         "RATELIMIT_KEY_PREFIX": env("RATELIMIT_KEY_PREFIX", "bioweb"),
         # If Redis goes away, count in memory per process rather than fail /token.
         "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+        # Failed client authentications at /token, /token/revoke, /token/introspect, counted per
+        # (client id, client address) and per client address; successful requests spend nothing.
         "BIOWEB_TOKEN_RATELIMIT_PER_CLIENT": env("BIOWEB_TOKEN_RATELIMIT_PER_CLIENT", "30/minute"),
         "BIOWEB_TOKEN_RATELIMIT_PER_IP": env("BIOWEB_TOKEN_RATELIMIT_PER_IP", "300/minute"),
         "BIOWEB_LOGIN_RATELIMIT": env("BIOWEB_LOGIN_RATELIMIT", "10/minute"),

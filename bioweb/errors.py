@@ -8,8 +8,11 @@ validation). Elsewhere errors render the site's HTML error pages.
 from __future__ import annotations
 
 import logging
+import math
+import time
 
 from flask import Flask, Response, json, render_template, request
+from flask_limiter import RateLimitExceeded
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
@@ -123,6 +126,19 @@ def handle_http_exception(error: HTTPException):
     return json_error(error.code, HTTP_ERROR_CODES.get(error.code, "error"), description, headers=headers)
 
 
+def handle_rate_limited(error: RateLimitExceeded):
+    """429 with Retry-After: the seconds until the breached window resets."""
+    from .extensions import limiter
+
+    current = limiter.current_limit
+    retry_after = max(1, math.ceil(current.reset_at - time.time())) if current else 60
+    headers = {"Retry-After": str(retry_after)}
+    message = f"Too many requests; try again in {retry_after} seconds."
+    if wants_json():
+        return json_error(429, "too_many_requests", message, headers=headers)
+    return _html_error(429, message, headers)
+
+
 def handle_database_unavailable(error: OperationalError):
     log.error("database unavailable: %s", type(error).__name__)
     from .extensions import db
@@ -144,6 +160,7 @@ def handle_unexpected(error: Exception):
 
 def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(AppError, handle_app_error)
+    app.register_error_handler(RateLimitExceeded, handle_rate_limited)
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(OperationalError, handle_database_unavailable)
     app.register_error_handler(Exception, handle_unexpected)

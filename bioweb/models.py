@@ -46,8 +46,8 @@ class DeviceState(enum.IntEnum):
 
 class TokenKind(enum.StrEnum):
     PERSONAL = "pat"  # a user's personal access token (scripts, curl)
-    ACCESS = "access"  # a device's access token from /token
-    REFRESH = "refresh"  # a device's refresh token from /token
+    REFRESH = "refresh"  # a refresh token of a grant that acts for a person
+    # Device access tokens are signed (bioweb/signing.py) and have no row.
 
 
 class Tenant(db.Model):
@@ -108,6 +108,13 @@ class Device(db.Model):
     state: Mapped[int] = mapped_column(sa.SmallInteger, default=DeviceState.ACTIVE)
     client_id: Mapped[str] = mapped_column(sa.String(32), unique=True)
     client_secret_digest: Mapped[str] = mapped_column(sa.String(64))
+    # Moved by disable, re-authorize and the revocation of a device access token: every
+    # signed token carries the generation it was minted under and dies when it moves.
+    credential_generation: Mapped[int] = mapped_column(default=1, server_default="1")
+    # When the device last got a token at /token, to the hour: /token writes only when the
+    # hour changes (activity and the hourly audit row), so a device asking every minute
+    # costs one write an hour.
+    last_token_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     modified_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_active_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

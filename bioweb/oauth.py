@@ -1,62 +1,189 @@
 """The OAuth 2.0 server, in one place: Authlib's AuthorizationServer with the client-credentials
-and refresh-token grants, RFC 7009 revocation, RFC 7662 introspection, RFC 8414 metadata, and
-the ResourceProtector that guards /api/v1.
+and refresh-token grants, RFC 7009 revocation, RFC 7662 introspection, RFC 8414 metadata.
 
-Authlib parses requests, authenticates clients and formats RFC 6749 errors; the bioweb
-services decide, store digests and commit.
+What bioweb adds around Authlib, all here:
+- one parser of client credentials (`presented_client`): exactly one method per request
+  (HTTP Basic, percent-decoded once per RFC 6749 2.3.1, or form fields); the client
+  authentication, the audit trail and the rate limiter all read what it parsed;
+- a front gate: no parameters in the URL, a form body, no repeated parameter;
+- RFC 6749 5.2 errors, each with an error_description a person can act on, and a Basic
+  challenge with a realm on every 401;
+- rate limits that count *failed* client authentications per (client id, address) and
+  per address, so nobody can lock a device out by naming its client id.
+
+The services decide, sign and commit; this module shapes the OAuth answers. The bearer
+check of /api/v1 is bioweb/bearer.py.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote_plus
 
-import sqlalchemy as sa
-from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
-from authlib.integrations.flask_oauth2 import current_token as _current_token
-from authlib.integrations.flask_oauth2.errors import raise_http_exception
+from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2 import OAuth2Error
-from authlib.oauth2.rfc6749 import ClientMixin, InvalidGrantError, TokenMixin, grants
-from authlib.oauth2.rfc6750 import BearerTokenValidator, InsufficientScopeError, InvalidTokenError
+from authlib.oauth2.rfc6749 import (
+    ClientMixin,
+    InvalidClientError,
+    InvalidGrantError,
+    InvalidRequestError,
+    InvalidScopeError,
+    TokenMixin,
+    UnsupportedGrantTypeError,
+    grants,
+)
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
-from flask import Blueprint, Flask, current_app, json, jsonify, request
+from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 
 from .errors import json_error
 from .extensions import csrf, limiter
-from .models import DeviceState, TokenKind
+from .models import DeviceState
 from .origin import current_origin
-from .security import DUMMY_DIGEST, digest_matches
+from .security import ACCESS_PREFIX, DUMMY_DIGEST, REFRESH_PREFIX, digest_matches
 from .services import devices, events, tokens
+from .signing import AccessClaims, TokenSigner
 
 bp = Blueprint("oauth", __name__)
 
+REALM = "bioweb"
 AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 GRANT_TYPES = ["client_credentials", "refresh_token"]
+FORM = "application/x-www-form-urlencoded"
+
+WRONG_CREDENTIALS = "The client id or client secret is wrong."
+DISABLED = "The device is disabled; its owner can re-authorize it (which gives it a new secret)."
+NO_CREDENTIALS = (
+    "Authenticate the client: HTTP Basic with client_id:client_secret (client_secret_basic), "
+    "or the form fields client_id and client_secret (client_secret_post)."
+)
+# What each RFC 6749 error means to a person, for errors raised without a sentence of their own.
+DESCRIPTIONS = {
+    "invalid_request": "The request is missing a parameter or is malformed.",
+    "invalid_client": NO_CREDENTIALS,
+    "invalid_grant": "The refresh token is unknown, expired, revoked, already used or not this client's.",
+    "unauthorized_client": "This client may not use this grant type.",
+    "unsupported_grant_type": "Use grant_type=client_credentials (or refresh_token with a refresh token).",
+    "invalid_scope": "A device may ask for the scope 'device' (or its alias 'all'), or for none.",
+    "unsupported_token_type": "This kind of token cannot be revoked here.",
+}
+
+
+# --- the credentials a request presents ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PresentedClient:
+    method: str  # "client_secret_basic" or "client_secret_post"
+    client_id: str
+    secret: str
+
+
+class CredentialsProblem(Exception):
+    """The request's client authentication cannot even be read: answer before Authlib runs."""
+
+    def __init__(self, status: int, error: str, description: str):
+        super().__init__(description)
+        self.status, self.error, self.description = status, error, description
+
+
+def _parse_presented_client() -> PresentedClient | None:
+    header = request.headers.get("Authorization", "")
+    form = request.form
+    basic: PresentedClient | None = None
+    if header[:6].lower() == "basic ":
+        try:
+            decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            decoded = ""
+        client_id, sep, secret = decoded.partition(":")
+        if not sep:
+            raise CredentialsProblem(
+                401, "invalid_client", "The Basic credentials are not base64 of UTF-8 'client_id:client_secret'."
+            )
+        # RFC 6749 2.3.1: both halves are form-urlencoded before they are joined.
+        basic = PresentedClient("client_secret_basic", unquote_plus(client_id), unquote_plus(secret))
+    form_id, form_secret = form.get("client_id"), form.get("client_secret")
+    if basic is not None:
+        if form_secret is not None or (form_id is not None and form_id != basic.client_id):
+            raise CredentialsProblem(
+                400,
+                "invalid_request",
+                "Authenticate the client with one method: HTTP Basic or the form fields client_id and "
+                "client_secret, not both (RFC 6749 section 2.3).",
+            )
+        return basic if basic.client_id and basic.secret else None
+    if form_id and form_secret:
+        return PresentedClient("client_secret_post", form_id, form_secret)
+    return None
+
+
+def presented_client() -> PresentedClient | None:
+    """The client credentials of this request, parsed once. Raises CredentialsProblem."""
+    if "presented_client" not in g:
+        try:
+            g.presented_client = _parse_presented_client()
+        except CredentialsProblem as problem:
+            g.presented_client = problem
+    if isinstance(g.presented_client, CredentialsProblem):
+        raise g.presented_client
+    return g.presented_client
+
+
+# --- rate limits: failed client authentications only ---------------------------------------------
+
+
+def _address_key() -> str:
+    return "token-failures:" + (request.remote_addr or "")
+
+
+def _client_and_address_key() -> str:
+    try:
+        client = presented_client()
+    except CredentialsProblem:
+        client = None
+    client_id = client.client_id[:64] if client else "-"
+    return f"token-failures:{client_id}@{request.remote_addr or ''}"
+
+
+def _failed_authentication(response: Response) -> bool:
+    return response.status_code == 401
+
+
+_failure_limits = [
+    limiter.limit(
+        lambda: current_app.config["BIOWEB_TOKEN_RATELIMIT_PER_CLIENT"],
+        key_func=_client_and_address_key,
+        deduct_when=_failed_authentication,
+    ),
+    limiter.limit(
+        lambda: current_app.config["BIOWEB_TOKEN_RATELIMIT_PER_IP"],
+        key_func=_address_key,
+        deduct_when=_failed_authentication,
+    ),
+]
+
+
+def _limited(view):
+    for decorate in _failure_limits:
+        view = decorate(view)
+    return view
+
+
+# --- Authlib's view of clients and tokens ----------------------------------------------------------
 
 
 class DeviceClient(ClientMixin):
-    """Authlib's view of a device (a row of devices.find_client) as a confidential client.
+    """A device (a row of devices.find_client) as Authlib's confidential client."""
 
-    Built for unknown client ids too (device None), so that an unknown client takes the
-    same path, and the same digest comparison, as a wrong secret: no timing oracle. A
-    disabled device fails authentication the same way (invalid_client).
-    """
-
-    def __init__(self, device: sa.Row | None):
+    def __init__(self, device: Any):
         self.device = device
 
-    def get_client_id(self) -> str | None:
-        return self.device.client_id if self.device else None
-
-    def check_client_secret(self, client_secret: str) -> bool:
-        known = self.device is not None
-        matches = digest_matches(client_secret, self.device.client_secret_digest if known else DUMMY_DIGEST)
-        accepted = matches and known and self.device.state == DeviceState.ACTIVE
-        if known and not accepted:
-            events.record_failed_authentication(self.device, current_origin("anonymous"))
-        return accepted
+    def get_client_id(self) -> str:
+        return self.device.client_id
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
         return method in AUTH_METHODS
@@ -68,210 +195,257 @@ class DeviceClient(ClientMixin):
         return tokens.DEVICE_SCOPE
 
 
-class BearerToken(TokenMixin):
-    """Authlib's view of a stored token (tokens.TokenRecord)."""
+class RefreshTokenView(TokenMixin):
+    """A stored refresh token as Authlib's refresh grant wants it."""
 
-    def __init__(self, record: tokens.TokenRecord):
+    def __init__(self, record: tokens.RefreshToken):
         self.record = record
 
     def check_client(self, client: DeviceClient) -> bool:
-        return client.device is not None and self.record.device_id == client.device.id
+        return self.record.device_id == client.device.id
 
     def get_scope(self) -> str:
-        return self.record.scope
+        return tokens.DEVICE_SCOPE
 
     def get_expires_in(self) -> int:
-        if self.record.expires_time is None:
-            return 0
-        return int((self.record.expires_time - self.record.created_time).total_seconds())
+        return 0
 
     def is_expired(self) -> bool:
         return self.record.is_expired()
 
     def is_revoked(self) -> bool:
-        return not self.record.is_usable() and not self.record.is_expired()
+        return self.record.revoked_time is not None
 
 
-def _query_client(client_id: str) -> DeviceClient:
-    return DeviceClient(devices.find_client(client_id))
+class BioAuthorizationServer(AuthorizationServer):
+    def authenticate_client(self, request, methods, endpoint="token") -> DeviceClient:
+        """Client authentication from the one parse of the request's credentials.
+
+        An unknown client id costs the same digest comparison as a wrong secret, and gets the
+        same answer. A disabled device whose secret checks out is told it is disabled.
+        """
+        presented = presented_client()
+        if presented is None or presented.method not in methods:
+            raise InvalidClientError(status_code=401, description=NO_CREDENTIALS)
+        device = devices.find_client(presented.client_id)
+        expected = device.client_secret_digest if device is not None else DUMMY_DIGEST
+        if not digest_matches(presented.secret, expected) or device is None:
+            if device is not None:
+                events.record_failed_authentication(device, current_origin("anonymous"))
+            raise InvalidClientError(status_code=401, description=WRONG_CREDENTIALS)
+        if device.state != DeviceState.ACTIVE:
+            events.record_failed_authentication(device, current_origin("anonymous"))
+            raise InvalidClientError(status_code=401, description=DISABLED)
+        request.auth_method = presented.method
+        return DeviceClient(device)
+
+    def validate_requested_scope(self, scope: str | None) -> None:
+        wanted = (scope or "").split()
+        unknown = [s for s in wanted if s not in tokens.DEVICE_SCOPE_ALIASES]
+        if unknown:
+            raise InvalidScopeError(
+                description=f"Unknown scope {' '.join(unknown)!r}; a device may ask for 'device' "
+                "(or its alias 'all'), or for none."
+            )
+
+    def handle_error_response(self, request, error: OAuth2Error) -> Response:
+        description = error.description
+        if isinstance(error, UnsupportedGrantTypeError):
+            description = f"The grant type {error.grant_type!r} is not supported here. " + DESCRIPTIONS[error.error]
+        return oauth_error(error.status_code, error.error, description)
+
+
+def oauth_error(status: int, error: str, description: str | None) -> Response:
+    """An RFC 6749 5.2 error answer in the one JSON shape; a 401 carries a Basic challenge."""
+    description = description or DESCRIPTIONS.get(error, "The request cannot be served.")
+    headers = {"Pragma": "no-cache"}
+    if status == 401:
+        quoted = description.replace('"', "'")
+        headers["WWW-Authenticate"] = f'Basic realm="{REALM}", error="{error}", error_description="{quoted}"'
+    return json_error(status, error, description, headers=headers)
+
+
+def token_body(issued: tokens.IssuedTokens) -> dict[str, Any]:
+    """The RFC 6749 5.1 answer, plus the device, user and tenant the token acts for."""
+    body: dict[str, Any] = {
+        "access_token": issued.access_token,
+        "token_type": "Bearer",
+        "expires_in": issued.expires_in,
+        "scope": issued.scope,
+        "device_id": issued.device_id,
+        "user_id": issued.user_id,
+        "tenant_id": issued.tenant_id,
+    }
+    if issued.refresh_token is not None:
+        body["refresh_token"] = issued.refresh_token
+    return body
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
 
     def create_token_response(self):
-        # Unlike Authlib's default, the contract issues a refresh token here (rotated on use).
+        # RFC 6749 4.4.3: no refresh token; the device holds its secret and asks again.
         device = self.client.device
-        body = tokens.issue_device_tokens(device, current_origin(f"device:{device.id}"))
-        return 200, body, self.TOKEN_RESPONSE_HEADER
+        issued = tokens.issue_device_token(device, current_origin(f"device:{device.id}"))
+        return 200, token_body(issued), self.TOKEN_RESPONSE_HEADER
 
 
 class RefreshTokenGrant(grants.RefreshTokenGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
     INCLUDE_NEW_REFRESH_TOKEN = True
 
-    def authenticate_refresh_token(self, refresh_token: str) -> BearerToken | None:
-        record = tokens.find_refresh_token(self.request.client.device, refresh_token)
-        return BearerToken(record) if record else None
+    def authenticate_refresh_token(self, refresh_token: str) -> RefreshTokenView | None:
+        record = tokens.find_refresh_token(refresh_token)
+        return RefreshTokenView(record) if record else None
 
-    def authenticate_user(self, refresh_token: BearerToken) -> tokens.UserRef:
-        return refresh_token.record.actor
+    def authenticate_user(self, refresh_token: RefreshTokenView) -> None:
+        return None
 
     def create_token_response(self):
         device = self.client.device
-        body = tokens.rotate_refresh_token(
+        issued = tokens.rotate_refresh_token(
             device, self.request.refresh_token.record, current_origin(f"device:{device.id}")
         )
-        if body is None:
+        if issued is None:
             raise InvalidGrantError("The refresh token is expired, revoked or already used.")
-        return 200, body, self.TOKEN_RESPONSE_HEADER
+        return 200, token_body(issued), self.TOKEN_RESPONSE_HEADER
 
 
-class _DeviceTokenEndpoint:
-    CLIENT_AUTH_METHODS = AUTH_METHODS
-
-    def query_token(self, token_string: str, token_type_hint: str | None) -> BearerToken | None:
-        record = tokens.find_token(token_string)
-        if record is None or record.kind == TokenKind.PERSONAL:
-            return None
-        return BearerToken(record)
+# --- revocation and introspection ---------------------------------------------------------------
 
 
-class Revocation(_DeviceTokenEndpoint, RevocationEndpoint):
-    def revoke_token(self, token: BearerToken, request) -> None:
-        tokens.revoke_device_token(token.record)
+@dataclass(frozen=True, slots=True)
+class OwnToken:
+    """A token presented at /token/revoke or /token/introspect that belongs to the client."""
+
+    access: AccessClaims | None = None
+    refresh: tokens.RefreshToken | None = None
 
 
-class Introspection(_DeviceTokenEndpoint, IntrospectionEndpoint):
-    def check_permission(self, token: BearerToken, client: DeviceClient, request) -> bool:
-        return token.check_client(client)
-
-    def introspect_token(self, token: BearerToken) -> dict[str, Any]:
-        record = token.record
-        return {
-            "active": True,
-            "scope": record.scope,
-            "client_id": record.device_client_id,
-            "token_type": "Bearer" if record.kind == TokenKind.ACCESS else "refresh_token",
-            "exp": int(record.expires_time.timestamp()) if record.expires_time else None,
-            "iat": int(record.created_time.timestamp()),
-            "sub": str(record.user_id),
-            "device_id": record.device_id,
-            "user_id": record.user_id,
-            "tenant_id": record.tenant_id,
-        }
-
-
-class _Validator(BearerTokenValidator):
-    def authenticate_token(self, token_string: str) -> BearerToken | None:
-        record = tokens.find_token(token_string)
-        return BearerToken(record) if record else None
-
-    def validate_token(self, token, scopes, request) -> None:
-        if token is None or not token.record.is_usable():
-            raise InvalidTokenError(description="The access token is unknown, expired or revoked.")
-        if self.scope_insufficient(token.get_scope(), scopes):
-            raise InsufficientScopeError(description=f"This needs the scope {' or '.join(scopes)}.")
-        tokens.record_use(token.record)
-
-
-class BioResourceProtector(ResourceProtector):
-    """Bearer errors in the contract's one shape, with RFC 6750 WWW-Authenticate headers."""
-
-    def raise_error_response(self, error: OAuth2Error):
-        if isinstance(error, InsufficientScopeError):
-            status, code = 403, "insufficient_scope"
-            description = error.description
-        else:
-            status, code = 401, "invalid_token"
-            description = (
-                error.description
-                if isinstance(error, InvalidTokenError)
-                else "Send a token in the header Authorization: Bearer <token>."
-            )
-        challenge = f'Bearer realm="bioweb", error="{code}", error_description="{description}"'
-        body = json.dumps({"error": code, "error_description": description})
-        headers = [
-            ("Content-Type", "application/json"),
-            ("Cache-Control", "no-store"),
-            ("WWW-Authenticate", challenge),
-        ]
-        raise_http_exception(status, body, headers)
-
-
-require_oauth = BioResourceProtector()
-require_oauth.register_token_validator(_Validator(realm="bioweb"))
-current_token = _current_token
-
-
-def current_user_and_device() -> tuple[tokens.UserRef, int | None]:
-    """The acting user of this bearer request, and the device id if it is a device token."""
-    record: tokens.TokenRecord = current_token.record
-    return record.actor, record.device_id
-
-
-def bearer_origin() -> events.Origin:
-    """The audit Origin of this bearer request: the user, or the device for a device token."""
-    record: tokens.TokenRecord = current_token.record
-    return current_origin(f"device:{record.device_id}" if record.device_id else f"user:{record.user_id}")
-
-
-def _client_key() -> str:
-    """Rate-limit key of /token: the client id the request names (Basic or form), else the IP."""
-    header = request.headers.get("Authorization", "")
-    if header[:6].lower() == "basic ":
-        try:
-            decoded = base64.b64decode(header[6:], validate=True).decode("utf-8")
-            return "client:" + decoded.split(":", 1)[0][:64]
-        except (binascii.Error, UnicodeDecodeError):
-            pass
-    client_id = request.form.get("client_id")
-    return "client:" + client_id[:64] if client_id else "ip:" + (request.remote_addr or "")
-
-
-def _per_client_limit() -> str:
-    return current_app.config["BIOWEB_TOKEN_RATELIMIT_PER_CLIENT"]
-
-
-def _per_ip_limit() -> str:
-    return current_app.config["BIOWEB_TOKEN_RATELIMIT_PER_IP"]
-
-
-_token_limits = [limiter.limit(_per_client_limit, key_func=_client_key), limiter.limit(_per_ip_limit)]
-
-
-def _limited(view):
-    for decorate in _token_limits:
-        view = decorate(view)
-    return view
-
-
-@bp.before_request
-def _refuse_undecodable_basic_credentials():
-    """Basic credentials that are not base64 of UTF-8 text are invalid_client, not a crash in Authlib."""
-    header = request.headers.get("Authorization", "")
-    if header[:6].lower() != "basic ":
-        return None
-    try:
-        base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        response = json_error(
-            401,
-            "invalid_client",
-            "The Basic credentials are not base64-encoded UTF-8 'client_id:client_secret'.",
-            headers={"WWW-Authenticate": 'Basic realm="bioweb"', "Pragma": "no-cache"},
-        )
-        return response
+def find_own_token(token: str, client: DeviceClient) -> OwnToken | None:
+    """The client's own token for `token` (any kind: a token_type_hint is not needed, RFC 7009
+    2.2.1), or None for an unknown token and another client's alike."""
+    if token.startswith(ACCESS_PREFIX):
+        claims = tokens.signer().verify(token)
+        if claims is not None and claims.client_id == client.device.client_id:
+            return OwnToken(access=claims)
+    elif token.startswith(REFRESH_PREFIX):
+        record = tokens.find_refresh_token(token)
+        if record is not None and record.device_id == client.device.id:
+            return OwnToken(refresh=record)
     return None
 
 
-def _server() -> AuthorizationServer:
+def _presented_token(request) -> str:
+    token = request.form.get("token")
+    if not token:
+        raise InvalidRequestError("The parameter token is missing: send the token to revoke or inspect.")
+    return token
+
+
+class Revocation(RevocationEndpoint):
+    CLIENT_AUTH_METHODS = AUTH_METHODS
+
+    def create_endpoint_response(self, request):
+        """RFC 7009: 200 with an empty object for every authenticated request. The client's own
+        token is revoked; an unknown token or another client's changes nothing (same answer)."""
+        client = self.authenticate_endpoint_client(request)
+        own = find_own_token(_presented_token(request), client)
+        if own is not None and own.access is not None:
+            # Only a token of the current generation: revoking an already dead one must not
+            # end the tokens the device holds now.
+            if own.access.generation == client.device.credential_generation:
+                tokens.revoke_device_access_tokens(client.device.id)
+        elif own is not None and own.refresh is not None:
+            tokens.revoke_refresh_token(own.refresh)
+        return 200, {}, [("Content-Type", "application/json"), ("Cache-Control", "no-store")]
+
+
+class Introspection(IntrospectionEndpoint):
+    CLIENT_AUTH_METHODS = AUTH_METHODS
+
+    def create_endpoint_response(self, request):
+        """RFC 7662: what the client's own live token is; {"active": false} for anything else."""
+        client = self.authenticate_endpoint_client(request)
+        own = find_own_token(_presented_token(request), client)
+        device = client.device
+        body: dict[str, Any] = {"active": False}
+        common = {"client_id": device.client_id, "device_id": device.id, "user_id": device.user_id}
+        if own is not None and own.access is not None:
+            claims = own.access
+            if claims.generation == device.credential_generation:
+                body = {
+                    "active": True,
+                    "scope": claims.scope,
+                    "token_type": "Bearer",
+                    "exp": claims.expires_at,
+                    "iat": claims.issued_at,
+                    "sub": claims.client_id,
+                    "aud": tokens.signer().audience,
+                    "iss": tokens.signer().issuer,
+                    "jti": claims.jti,
+                    **common,
+                    "tenant_id": claims.tenant_id,
+                }
+        elif own is not None and own.refresh is not None:
+            record = own.refresh
+            if record.revoked_time is None and not record.is_expired():
+                body = {
+                    "active": True,
+                    "scope": tokens.DEVICE_SCOPE,
+                    "token_type": "refresh_token",
+                    "exp": int(record.expires_time.timestamp()) if record.expires_time else None,
+                    "iat": int(record.created_time.timestamp()),
+                    "sub": device.client_id,
+                    **common,
+                    "tenant_id": device.tenant_id,
+                }
+        return 200, body, [("Content-Type", "application/json"), ("Cache-Control", "no-store")]
+
+
+# --- the endpoints ------------------------------------------------------------------------------
+
+
+@bp.before_request
+def _front_gate() -> Response | None:
+    """What every OAuth POST must get right before Authlib sees it."""
+    if request.method != "POST":
+        return None
+    if request.query_string:
+        return oauth_error(
+            400,
+            "invalid_request",
+            "Send the parameters in the request body as form fields, not in the URL "
+            "(URLs end up in logs and proxies).",
+        )
+    if request.mimetype != FORM:
+        return oauth_error(
+            400,
+            "invalid_request",
+            f"Send the parameters as form fields, with the header Content-Type: {FORM}.",
+        )
+    repeated = sorted(name for name, values in request.form.lists() if len(values) > 1)
+    if repeated:
+        return oauth_error(400, "invalid_request", f"Send each parameter once; repeated: {', '.join(repeated)}.")
+    try:
+        presented_client()
+    except CredentialsProblem as problem:
+        return oauth_error(problem.status, problem.error, problem.description)
+    return None
+
+
+def _server() -> BioAuthorizationServer:
     return current_app.extensions["bioweb.oauth"]
 
 
 @bp.post("/token")
 @_limited
 def issue_token():
+    if not request.form.get("grant_type"):
+        return oauth_error(
+            400, "invalid_request", "The parameter grant_type is missing; devices send grant_type=client_credentials."
+        )
     return _server().create_token_response()
 
 
@@ -306,9 +480,11 @@ def metadata():
 
 
 def init_app(app: Flask) -> None:
-    """Build this app's authorization server and mount the OAuth endpoints (no CSRF: no cookies here)."""
-    server = AuthorizationServer(app, query_client=_query_client)
-    server.scopes_supported = [tokens.DEVICE_SCOPE]
+    """Build this app's token signer and authorization server and mount the OAuth endpoints
+    (no CSRF: no cookies here)."""
+    base = app.config["BIOWEB_BASE_URL"]
+    app.extensions["bioweb.signer"] = TokenSigner(app.config["BIOWEB_TOKEN_KEYS"], base, f"{base}/api/v1")
+    server = BioAuthorizationServer(app, query_client=devices.find_client)
     server.register_grant(ClientCredentialsGrant)
     server.register_grant(RefreshTokenGrant)
     server.register_endpoint(Revocation)

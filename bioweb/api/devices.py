@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from flask import jsonify
+from flask import Response, jsonify
 
-from ..errors import NotFound
+from ..bearer import bearer_origin, current_principal, require_token
 from ..forms import DeviceForm, DeviceRefForm, ListDevicesForm, PageForm
-from ..oauth import bearer_origin, current_user_and_device, require_oauth
 from ..services import devices, events
 from ..services.tokens import DEVICE_SCOPE
 from . import bind_args, bind_json, bp, serializers
@@ -19,15 +18,17 @@ def _credentials_response(creds: devices.Credentials):
     return response
 
 
-def _no_content():
-    return "", 204
+def _no_content() -> Response:
+    response = Response(status=204)
+    del response.headers["Content-Type"]  # no body, so no type
+    return response
 
 
 @bp.post("/devices")
-@require_oauth("devices:write")
+@require_token("devices:write")
 def create_device():
     form = bind_json(DeviceForm)
-    actor, _ = current_user_and_device()
+    actor = current_principal()
     creds = devices.create_device(
         actor, form.manufacturer.data, form.device_code.data, bool(form.is_test_mode.data), bearer_origin()
     )
@@ -35,10 +36,10 @@ def create_device():
 
 
 @bp.get("/devices")
-@require_oauth("devices:read")
+@require_token("devices:read")
 def list_devices():
     args = bind_args(ListDevicesForm)
-    actor, _ = current_user_and_device()
+    actor = current_principal()
     page = devices.list_devices(
         actor,
         offset=args.offset.data,
@@ -55,47 +56,43 @@ def list_devices():
 
 @bp.get("/device/<int:device_id>")
 @bp.get("/devices/<int:device_id>")
-@require_oauth(["devices:read", DEVICE_SCOPE])
+@require_token("devices:read", DEVICE_SCOPE)
 def get_device(device_id: int):
-    actor, own_device_id = current_user_and_device()
-    if own_device_id is not None and own_device_id != device_id:
-        # A device token reads its own record only; any other id looks like a missing one.
-        raise NotFound(f"You have no device with id {device_id}.")
-    return jsonify(serializers.device_detail(devices.read_device(actor, device_id)))
+    return jsonify(serializers.device_detail(devices.read_device(current_principal(), device_id)))
 
 
 @bp.delete("/device/<int:device_id>")
 @bp.delete("/devices/<int:device_id>")
-@require_oauth("devices:write")
+@require_token("devices:write")
 def disable_device(device_id: int):
-    actor, _ = current_user_and_device()
+    actor = current_principal()
     devices.disable_device(actor, device_id, bearer_origin())
     return _no_content()
 
 
 @bp.delete("/data-submission/device-authorize")
-@require_oauth("devices:write")
+@require_token("devices:write")
 def disable_device_by_query():
     device_id = bind_args(DeviceRefForm).device_id.data
-    actor, _ = current_user_and_device()
+    actor = current_principal()
     devices.disable_device(actor, device_id, bearer_origin())
     return _no_content()
 
 
 @bp.post("/data-submission/device-authorize")
-@require_oauth("devices:write")
+@require_token("devices:write")
 def authorize_device():
     device_id = bind_json(DeviceRefForm).device_id.data
-    actor, _ = current_user_and_device()
+    actor = current_principal()
     return _credentials_response(devices.authorize_device(actor, device_id, bearer_origin()))
 
 
 @bp.get("/device/<int:device_id>/events")
 @bp.get("/devices/<int:device_id>/events")
-@require_oauth("devices:read")
+@require_token("devices:read")
 def list_device_events(device_id: int):
     args = bind_args(PageForm)
-    actor, _ = current_user_and_device()
+    actor = current_principal()
     page = events.list_events(
         actor, device_id, offset=args.offset.data, limit=args.limit.data, sort_order=args.sort_order.data
     )

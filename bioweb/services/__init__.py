@@ -17,6 +17,23 @@ class Actor(Protocol):
     def tenant_id(self) -> int: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The actor behind a bearer token (an Actor): the user it acts for, its scopes, and for
+    a device's own token the device row the check already read (so a device reading itself
+    costs no second query, and services can hold it to its own device)."""
+
+    id: int
+    tenant_id: int
+    scope: str
+    device: Any = None  # a devices row (sa.Row) for a device access token, else None
+    token_id: int | None = None  # the PAT's id, for a personal access token
+
+    @property
+    def device_id(self) -> int | None:
+        return self.device.id if self.device is not None else None
+
+
 @dataclass(frozen=True)
 class Page:
     """One keyset page: the rows, how many there are in all, and the cursor for the next page."""

@@ -13,7 +13,7 @@ from ..errors import InvalidInput, NotFound
 from ..extensions import db
 from ..models import MAX_ID, Device, DeviceState, EventKind, User, utcnow
 from ..security import SECRET_PREFIX, digest, new_client_id, new_secret
-from . import Actor, Page, events, tokens
+from . import Actor, Page, Principal, events, tokens
 from .events import Origin
 
 SORT_FIELDS = (
@@ -86,9 +86,14 @@ def create_device(
 def read_device(actor: Actor, device_id: int) -> sa.Row:
     """The actor's device `device_id` as a read-only row (attribute access like a Device).
 
-    One plain query, for read paths. Raises NotFound for a missing id and for another
-    user's device alike.
+    One plain query, for read paths; none for a device reading itself with its own token
+    (the bearer check read that row). A device's token reaches its own device only. Raises
+    NotFound for a missing id, another user's device and, for a device, any other device alike.
     """
+    if isinstance(actor, Principal) and actor.device is not None:
+        if actor.device.id != device_id:
+            raise NotFound(f"You have no device with id {device_id}.")
+        return actor.device
     row = None
     if 0 < device_id <= MAX_ID:
         row = db.session.execute(

@@ -1,7 +1,9 @@
-"""Bearer credentials: personal access tokens, device access and refresh tokens.
+"""Bearer credentials: personal access tokens, signed device access tokens, refresh tokens.
 
-Only SHA-256 digests are stored. Lookups are by digest (unique index), so checking a
-token is one indexed read joined to its user and device.
+PATs and refresh tokens are random strings stored only as SHA-256 digests and looked up by
+digest (unique index). Device access tokens are signed (bioweb/signing.py) and stored
+nowhere: they die when the device's credential generation moves (disable, re-authorize,
+revocation) or when they expire.
 """
 
 from __future__ import annotations
@@ -9,23 +11,27 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
 
 from ..errors import InvalidInput, NotFound
 from ..extensions import db
-from ..models import MAX_ID, Device, DeviceState, EventKind, Token, TokenKind, User, utcnow
-from ..security import ACCESS_PREFIX, PAT_PREFIX, REFRESH_PREFIX, digest, new_secret
+from ..models import MAX_ID, Device, EventKind, Token, TokenKind, User, utcnow
+from ..security import PAT_PREFIX, REFRESH_PREFIX, digest, new_secret
+from ..signing import TokenSigner
 from . import Actor, events
 from .events import Origin
 
 PAT_SCOPES = ("devices:read", "devices:write")
 DEVICE_SCOPE = "device"
-# last_used_time / last_active_time are written at most this often per token and device.
+# The published system's only scope was "all", and its own device client asks for it.
+DEVICE_SCOPE_ALIASES = frozenset({DEVICE_SCOPE, "all"})
+# A bearer request writes last_used_time / last_active_time at most this often.
 ACTIVITY_WRITE_INTERVAL = timedelta(seconds=60)
-# A device keeps at most this many live refresh-token families; older ones are revoked.
-MAX_REFRESH_FAMILIES = 5
+# The one client secret a device holds today (a later change lets a device hold two).
+PRIMARY_SECRET_SLOT = 1
 # Revoked tokens are kept this long so that reuse of a rotated refresh token is recognised.
 DEFAULT_KEEP_REVOKED = timedelta(days=7)
 
@@ -88,202 +94,235 @@ def revoke_personal_token(actor: Actor | None, token_id: int) -> Token:
     return token
 
 
-@dataclass(frozen=True)
-class UserRef:
-    """The acting user behind a bearer token: enough for the services (see services.Actor)."""
+@dataclass(frozen=True, slots=True)
+class IssuedTokens:
+    """What a token request produced; bioweb.oauth shapes it into the RFC 6749 answer."""
 
-    id: int
-    tenant_id: int
-
-
-@dataclass(frozen=True)
-class TokenRecord:
-    """A stored token as the hot paths need it, read in one indexed query with plain rows
-    (no ORM objects: this runs on every API request and every /token call)."""
-
-    id: int
-    kind: str
+    access_token: str
+    expires_in: int
     scope: str
-    family: str | None
+    device_id: int
     user_id: int
     tenant_id: int
-    device_id: int | None
-    device_state: int | None
-    device_client_id: str | None
-    device_last_active: datetime | None
-    created_time: datetime
+    refresh_token: str | None = None
+
+
+def signer() -> TokenSigner:
+    return current_app.extensions["bioweb.signer"]
+
+
+def _sign_device_token(device: Any) -> IssuedTokens:
+    """A signed access token for `device` (a devices row) under its current generation."""
+    expires_in = current_app.config["BIOWEB_TOKEN_EXPIRES_IN"]
+    access = signer().sign(
+        client_id=device.client_id,
+        scope=DEVICE_SCOPE,
+        device_id=device.id,
+        user_id=device.user_id,
+        tenant_id=device.tenant_id,
+        generation=device.credential_generation,
+        secret_slot=PRIMARY_SECRET_SLOT,
+        expires_in=expires_in,
+    )
+    return IssuedTokens(access, expires_in, DEVICE_SCOPE, device.id, device.user_id, device.tenant_id)
+
+
+_tokens, _devices, _users = Token.__table__, Device.__table__, User.__table__
+
+
+def issue_device_token(device: Any, origin: Origin | None = None) -> IssuedTokens:
+    """Client-credentials grant for an authenticated, active device (a row of devices.find_client).
+
+    Reads nothing more and normally writes nothing: the token is signed with the generation
+    of the row the secret was checked against, so a disable or re-authorize that races this
+    request leaves the token dead at its first use. Once an hour per device it notes the
+    activity (last_token_time, last_active_time) and the hourly audit row; of concurrent
+    requests only the one whose conditional UPDATE wins writes the event. Commits only then.
+    """
+    issued = _sign_device_token(device)
+    now = utcnow()
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    if device.last_token_time is None or device.last_token_time < hour:
+        noted = db.session.execute(
+            sa.update(_devices)
+            .where(
+                _devices.c.id == device.id,
+                sa.or_(_devices.c.last_token_time.is_(None), _devices.c.last_token_time < hour),
+            )
+            .values(last_token_time=now, last_active_time=now)
+        )
+        if noted.rowcount == 1:
+            events.add_aggregated(device.id, EventKind.TOKEN_ISSUED, origin)
+        db.session.commit()
+    return issued
+
+
+@dataclass(frozen=True, slots=True)
+class PersonalToken:
+    """A stored PAT as the bearer check needs it, read in one indexed query (plain row)."""
+
+    id: int
+    scope: str
+    user_id: int
+    tenant_id: int
     expires_time: datetime | None
     revoked_time: datetime | None
     last_used_time: datetime | None
 
-    @property
-    def actor(self) -> UserRef:
-        return UserRef(self.user_id, self.tenant_id)
-
-    def is_expired(self, now: datetime | None = None) -> bool:
-        return self.expires_time is not None and self.expires_time <= (now or utcnow())
-
-    def is_usable(self, now: datetime | None = None) -> bool:
-        """Not revoked, not expired, and (for device tokens) its device is active right now."""
-        if self.revoked_time is not None or self.is_expired(now):
-            return False
-        return self.device_id is None or self.device_state == DeviceState.ACTIVE
+    def is_usable(self, now: datetime) -> bool:
+        return self.revoked_time is None and (self.expires_time is None or self.expires_time > now)
 
 
-_tokens, _devices, _users = Token.__table__, Device.__table__, User.__table__
-_FIND_TOKEN = (
+_FIND_PAT = (
     sa.select(
         _tokens.c.id,
-        _tokens.c.kind,
         _tokens.c.scope,
-        _tokens.c.family,
         _tokens.c.user_id,
         _users.c.tenant_id,
-        _tokens.c.device_id,
-        _devices.c.state,
-        _devices.c.client_id,
-        _devices.c.last_active_time,
-        _tokens.c.created_time,
         _tokens.c.expires_time,
         _tokens.c.revoked_time,
         _tokens.c.last_used_time,
     )
-    .select_from(
-        _tokens.join(_users, _users.c.id == _tokens.c.user_id).outerjoin(
-            _devices, _devices.c.id == _tokens.c.device_id
-        )
-    )
-    .where(_tokens.c.digest == sa.bindparam("digest"))
+    .select_from(_tokens.join(_users, _users.c.id == _tokens.c.user_id))
+    .where(_tokens.c.digest == sa.bindparam("digest"), _tokens.c.kind == TokenKind.PERSONAL.value)
 )
 
 
-def find_token(plaintext: str) -> TokenRecord | None:
-    """The stored token for a presented string, with its user's tenant and its device's state."""
-    row = db.session.execute(_FIND_TOKEN, {"digest": digest(plaintext)}).first()
-    return TokenRecord(*row) if row is not None else None
+def find_personal_token(plaintext: str) -> PersonalToken | None:
+    """The PAT stored for `plaintext` with its user's tenant, usable or not; None if unknown."""
+    row = db.session.execute(_FIND_PAT, {"digest": digest(plaintext)}).first()
+    return PersonalToken(*row) if row is not None else None
 
 
-def record_use(token: TokenRecord) -> None:
-    """Note that `token` was just used: a PAT's last_used_time, a device's last_active_time.
-
-    Throttled to one write a minute per token and device, so the hot path stays a read.
-    Commits only when it writes.
-    """
+def record_personal_token_use(token: PersonalToken) -> None:
+    """Note a PAT's use in last_used_time, at most once a minute. Commits only when it writes."""
     now = utcnow()
     stale = now - ACTIVITY_WRITE_INTERVAL
-    wrote = False
-    if token.device_id is None and (token.last_used_time is None or token.last_used_time < stale):
+    if token.last_used_time is None or token.last_used_time < stale:
         db.session.execute(
             sa.update(_tokens)
             .where(_tokens.c.id == token.id)
             .where(sa.or_(_tokens.c.last_used_time.is_(None), _tokens.c.last_used_time < stale))
             .values(last_used_time=now)
         )
-        wrote = True
-    if token.device_id is not None and token.device_last_active < stale:
-        _touch_device(token.device_id, now)
-        wrote = True
-    if wrote:
         db.session.commit()
 
 
-def _touch_device(device_id: int, now: datetime) -> None:
+def record_device_activity(device: Any) -> None:
+    """Note that `device` (a devices row) just used a token: last_active_time, at most once a
+    minute. Commits only when it writes."""
+    now = utcnow()
+    stale = now - ACTIVITY_WRITE_INTERVAL
+    if device.last_active_time < stale:
+        db.session.execute(
+            sa.update(_devices)
+            .where(_devices.c.id == device.id, _devices.c.last_active_time < stale)
+            .values(last_active_time=now)
+        )
+        db.session.commit()
+
+
+def move_generation(device_id: int) -> None:
+    """End every signed access token of the device: move its credential generation (no commit)."""
     db.session.execute(
         sa.update(_devices)
-        .where(_devices.c.id == device_id, _devices.c.last_active_time < now - ACTIVITY_WRITE_INTERVAL)
-        .values(last_active_time=now)
+        .where(_devices.c.id == device_id)
+        .values(credential_generation=_devices.c.credential_generation + 1)
     )
 
 
-def _token_response(device: sa.Row, family: str, origin: Origin | None) -> dict[str, object]:
-    """Mint an access and a refresh token for `device` (a row of find_client) in `family`;
-    insert their rows and count the audit event (no commit)."""
-    config = current_app.config
-    now = utcnow()
-    access, refresh = new_secret(ACCESS_PREFIX), new_secret(REFRESH_PREFIX)
-    expires_in = config["BIOWEB_TOKEN_EXPIRES_IN"]
-    common = {
-        "scope": DEVICE_SCOPE,
-        "user_id": device.user_id,
-        "device_id": device.id,
-        "family": family,
-        "created_time": now,
-        "name": "",
-        "revoked_time": None,
-        "last_used_time": None,
-    }
-    db.session.execute(
-        sa.insert(_tokens),
-        [
-            {
-                **common,
-                "kind": TokenKind.ACCESS.value,
-                "digest": digest(access),
-                "expires_time": now + timedelta(seconds=expires_in),
-            },
-            {
-                **common,
-                "kind": TokenKind.REFRESH.value,
-                "digest": digest(refresh),
-                "expires_time": now + timedelta(seconds=config["BIOWEB_REFRESH_TOKEN_EXPIRES_IN"]),
-            },
-        ],
-    )
-    if device.last_active_time < now - ACTIVITY_WRITE_INTERVAL:
-        _touch_device(device.id, now)
-    events.add_aggregated(device.id, EventKind.TOKEN_ISSUED, origin)
-    return {
-        "access_token": access,
-        "token_type": "Bearer",
-        "expires_in": expires_in,
-        "refresh_token": refresh,
-        "scope": DEVICE_SCOPE,
-        "device_id": device.id,
-        "user_id": device.user_id,
-        "tenant_id": device.tenant_id,
-    }
+def revoke_device_access_tokens(device_id: int) -> None:
+    """RFC 7009 revocation of a device access token. A signed token has no row of its own, so
+    this ends every access token of the device (section 2.1 allows revoking related tokens);
+    the device's secret keeps working and it simply asks /token again. Commits."""
+    move_generation(device_id)
+    db.session.commit()
 
 
-def issue_device_tokens(device: sa.Row, origin: Origin | None = None) -> dict[str, object]:
-    """Client-credentials grant: a new token family for an authenticated, active device.
-
-    Revokes the device's refresh families beyond the newest MAX_REFRESH_FAMILIES, so a
-    device that asks again and again cannot pile up live tokens. Commits.
-    """
-    response = _token_response(device, uuid.uuid4().hex, origin)
-    live_refresh = sa.and_(
-        _tokens.c.device_id == device.id,
-        _tokens.c.kind == TokenKind.REFRESH.value,
-        _tokens.c.revoked_time.is_(None),
-    )
-    newest = (
-        sa.select(_tokens.c.id).where(live_refresh).order_by(_tokens.c.id.desc()).limit(MAX_REFRESH_FAMILIES)
-    )
+def revoke_all_device_tokens(device_id: int, now: datetime) -> None:
+    """End every token of a device: its access tokens (generation) and its live refresh
+    tokens (no commit: the caller's use case commits)."""
+    move_generation(device_id)
     db.session.execute(
         sa.update(_tokens)
-        .where(live_refresh, _tokens.c.id.not_in(newest.scalar_subquery()))
-        .values(revoked_time=utcnow())
+        .where(_tokens.c.device_id == device_id, _tokens.c.revoked_time.is_(None))
+        .values(revoked_time=now)
     )
+
+
+# --- refresh tokens ---------------------------------------------------------------------------
+# Refresh tokens belong to grants that act for a person (the authorization-code grant for
+# apps). Until that grant issues them, start_refresh_family creates one for a device.
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshToken:
+    """A stored refresh token (plain row)."""
+
+    id: int
+    family: str | None
+    device_id: int | None
+    created_time: datetime
+    expires_time: datetime | None
+    revoked_time: datetime | None
+
+    def is_expired(self, now: datetime | None = None) -> bool:
+        return self.expires_time is not None and self.expires_time <= (now or utcnow())
+
+
+def _new_refresh_token(device: Any, family: str, now: datetime) -> str:
+    refresh = new_secret(REFRESH_PREFIX)
+    db.session.execute(
+        sa.insert(_tokens).values(
+            kind=TokenKind.REFRESH.value,
+            digest=digest(refresh),
+            name="",
+            scope=DEVICE_SCOPE,
+            user_id=device.user_id,
+            device_id=device.id,
+            family=family,
+            created_time=now,
+            expires_time=now + timedelta(seconds=current_app.config["BIOWEB_REFRESH_TOKEN_EXPIRES_IN"]),
+        )
+    )
+    return refresh
+
+
+def start_refresh_family(device: Any) -> IssuedTokens:
+    """A new refresh-token family for `device` (a devices row), with an access token. Commits."""
+    issued = _sign_device_token(device)
+    refresh = _new_refresh_token(device, uuid.uuid4().hex, utcnow())
     db.session.commit()
-    return response
+    return IssuedTokens(**{**_fields(issued), "refresh_token": refresh})
 
 
-def find_refresh_token(device: sa.Row, plaintext: str) -> TokenRecord | None:
-    """The refresh token `plaintext` if it was issued to `device`, else None."""
-    token = find_token(plaintext)
-    if token is None or token.kind != TokenKind.REFRESH or token.device_id != device.id:
-        return None
-    return token
+def _fields(issued: IssuedTokens) -> dict[str, Any]:
+    return {name: getattr(issued, name) for name in IssuedTokens.__slots__}
 
 
-def rotate_refresh_token(
-    device: sa.Row, token: TokenRecord, origin: Origin | None = None
-) -> dict[str, object] | None:
+_FIND_REFRESH = sa.select(
+    _tokens.c.id,
+    _tokens.c.family,
+    _tokens.c.device_id,
+    _tokens.c.created_time,
+    _tokens.c.expires_time,
+    _tokens.c.revoked_time,
+).where(_tokens.c.digest == sa.bindparam("digest"), _tokens.c.kind == TokenKind.REFRESH.value)
+
+
+def find_refresh_token(plaintext: str) -> RefreshToken | None:
+    """The refresh token stored for `plaintext` (live or not), or None."""
+    row = db.session.execute(_FIND_REFRESH, {"digest": digest(plaintext)}).first()
+    return RefreshToken(*row) if row is not None else None
+
+
+def rotate_refresh_token(device: Any, token: RefreshToken, origin: Origin | None = None) -> IssuedTokens | None:
     """Refresh grant with rotation: spend `token` and issue a new pair in the same family.
 
     The spend is a conditional UPDATE, so of two concurrent refreshes exactly one wins.
     A token that is already spent (or revoked, or expired) is refused with None; if it was
-    spent, that is reuse, and the whole family is revoked. Commits in every case.
+    spent, that is reuse: the whole family is revoked and the device's access tokens end.
+    Commits in every case.
     """
     now = utcnow()
     if token.is_expired(now):
@@ -295,11 +334,14 @@ def rotate_refresh_token(
     )
     if spent.rowcount != 1:
         revoke_family(token.family, now)
+        if token.device_id is not None:
+            move_generation(token.device_id)
         db.session.commit()
         return None
-    response = _token_response(device, token.family or uuid.uuid4().hex, origin)
+    issued = _sign_device_token(device)
+    refresh = _new_refresh_token(device, token.family or uuid.uuid4().hex, now)
     db.session.commit()
-    return response
+    return IssuedTokens(**{**_fields(issued), "refresh_token": refresh})
 
 
 def revoke_family(family: str | None, now: datetime | None = None) -> None:
@@ -313,27 +355,13 @@ def revoke_family(family: str | None, now: datetime | None = None) -> None:
     )
 
 
-def revoke_device_token(token: TokenRecord) -> None:
-    """RFC 7009 revocation by the device itself: a refresh token takes its family with it. Commits."""
-    now = utcnow()
-    if token.kind == TokenKind.REFRESH:
-        revoke_family(token.family, now)
-    else:
-        db.session.execute(
-            sa.update(_tokens)
-            .where(_tokens.c.id == token.id, _tokens.c.revoked_time.is_(None))
-            .values(revoked_time=now)
-        )
+def revoke_refresh_token(token: RefreshToken) -> None:
+    """RFC 7009 revocation of a refresh token: its family, and the access tokens of its
+    device (RFC 7009 2.1: tokens based on the same grant). Commits."""
+    revoke_family(token.family)
+    if token.device_id is not None:
+        move_generation(token.device_id)
     db.session.commit()
-
-
-def revoke_all_device_tokens(device_id: int, now: datetime) -> None:
-    """Revoke every live access and refresh token of a device (no commit: the caller's use case commits)."""
-    db.session.execute(
-        sa.update(Token)
-        .where(Token.device_id == device_id, Token.revoked_time.is_(None))
-        .values(revoked_time=now)
-    )
 
 
 def purge(keep_revoked: timedelta = DEFAULT_KEEP_REVOKED) -> int:
