@@ -23,19 +23,17 @@ import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import sqlalchemy as sa
+
+from bench import seed
+from bench.baseline import app as baseline_app
+from bioweb import create_app
+from bioweb.extensions import db
+
+# Read by create_app, not at import.
 os.environ.setdefault("SECRET_KEY", "bench-hotpaths")
 os.environ["RATELIMIT_ENABLED"] = "false"
-
-import sqlalchemy as sa  # noqa: E402
-
-from bench import seed  # noqa: E402
-from bench.baseline import app as baseline_app  # noqa: E402
-from bioweb import create_app  # noqa: E402
-from bioweb.extensions import db  # noqa: E402
 
 
 @dataclass

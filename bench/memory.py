@@ -14,9 +14,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
 
 STEPS = [
     "flask",
@@ -37,7 +34,6 @@ STEPS = [
 
 CHILD = r"""
 import importlib, json, os, sys
-sys.path.insert(0, {root!r})
 def rss():
     for line in open("/proc/self/status"):
         if line.startswith("VmRSS:"):
@@ -68,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url", default="sqlite:///:memory:")
     args = parser.parse_args(argv)
     env = {**os.environ, "SECRET_KEY": "bench-memory", "RATELIMIT_ENABLED": "false"}
-    code = CHILD.format(root=str(ROOT), steps=STEPS, url=args.database_url)
+    code = CHILD.format(steps=STEPS, url=args.database_url)
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     previous = None
     print(f"{'step':60} {'VmRSS MiB':>10} {'+MiB':>7} {'modules':>8}")

@@ -20,11 +20,9 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench import loadgen, seed, servers  # noqa: E402
-from bench.run import ROOT, BenchDatabase, load_specs, options  # noqa: E402
-from bioweb.config import normalize_database_url  # noqa: E402
+from bench import loadgen, seed, servers
+from bench.run import ROOT, BenchDatabase, load_specs, options
+from bioweb.config import normalize_database_url
 
 PY_SPY = ROOT / ".venv" / "bin" / "py-spy"
 
@@ -102,10 +100,16 @@ def main(argv: list[str] | None = None) -> int:
             logs.mkdir(parents=True, exist_ok=True)
             if args.baseline:
                 server = servers.start(
-                    "baseline", "baseline:app", ROOT / "bench", env, work, "/", opts.workers
+                    "baseline",
+                    "baseline:app",
+                    cwd=servers.BENCH,
+                    env=env,
+                    log_dir=work,
+                    health_path="/",
+                    workers=opts.workers,
                 )
             else:
-                server = servers.start("bioweb", "app:app", ROOT, env, logs, "/healthz", opts.workers)
+                server = servers.start("bioweb", env=env, log_dir=logs, workers=opts.workers)
             for spec in load_specs(data):
                 if args.only and spec.name not in args.only.split(","):
                     continue

@@ -14,7 +14,8 @@ For each database backend (SQLite, and PostgreSQL when reachable):
 
 Prints the tables and writes them, with every raw figure, to bench/out/<timestamp>/.
 Environment (or the matching options): BENCH_BACKENDS, BENCH_DURATION, BENCH_ROUNDS,
-BENCH_THREADS, BENCH_CONNECTIONS, BENCH_SCALE_DEVICES, BENCH_PG_URL, BENCH_PG_DB.
+BENCH_THREADS, BENCH_CONNECTIONS, BENCH_SCALE_DEVICES, BENCH_PG_URL, BENCH_PG_DB, BENCH_WARMUP,
+BENCH_USERS, BENCH_DEVICES_PER_USER, BENCH_OUT.
 `bench/run.py --report bench/out/<timestamp>/results.json` prints the tables of a saved run.
 """
 
@@ -39,18 +40,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import sqlalchemy as sa
+
+from bench import loadgen, seed, servers
+from bench.loadgen import LoadSpec, WrkResult
+from bioweb.config import normalize_database_url
+
 # The harness process builds the app too (in-process timings); it must never write instance/.
+# (bioweb reads the environment when an app is created, not at import.)
 os.environ.setdefault("SECRET_KEY", "bench-" + secrets.token_hex(16))
 os.environ["RATELIMIT_ENABLED"] = "false"
 
-import sqlalchemy as sa  # noqa: E402
-
-from bench import loadgen, seed, servers  # noqa: E402
-from bench.loadgen import LoadSpec, WrkResult  # noqa: E402
-from bioweb.config import normalize_database_url  # noqa: E402
-
+ROOT = servers.ROOT
 OUT = ROOT / "bench" / "out"
 FLASK = ROOT / ".venv" / "bin" / "flask"
 
@@ -79,6 +80,12 @@ class Options:
     pg_url: str
     pg_db: str
     keep: bool
+    # Sizes of the run; the defaults are the published benchmark. The smoke test
+    # (tests/test_bench_smoke.py) shrinks them to run every phase in seconds.
+    warmup: float = 2
+    users: int = 100
+    devices_per_user: int = 100
+    out: str = str(OUT)
 
 
 @dataclass
@@ -247,9 +254,9 @@ def run_load(
         check_spec(baseline, spec)
         check_spec(target, spec)
     log("warm-up")
-    for spec in specs:
+    for spec in specs if opts.warmup else ():
         for server in (baseline, target):
-            loadgen.run_wrk(server.url, spec, opts.threads, opts.connections, 2)
+            loadgen.run_wrk(server.url, spec, opts.threads, opts.connections, opts.warmup)
     results = {spec.name: EndpointResult(spec.name, spec.label) for spec in specs}
     for round_no in range(opts.rounds):
         # Alternate which server goes first, so neither always runs on a warmer machine.
@@ -471,7 +478,7 @@ def bench_backend(backend: str, opts: Options, work_dir: Path) -> dict[str, Any]
     engine = sa.create_engine(normalize_database_url(db.url))
     running: list[servers.Server] = []
     try:
-        data = seed.seed_load_data(engine)
+        data = seed.seed_load_data(engine, opts.users, opts.devices_per_user)
         log(
             f"{backend}: seeded {len(data.users)} users, "
             f"{sum(len(u.device_ids) for u in data.users):,} devices"
@@ -479,9 +486,17 @@ def bench_backend(backend: str, opts: Options, work_dir: Path) -> dict[str, Any]
         env = {"DATABASE_URL": db.url, "RATELIMIT_ENABLED": "false", "SECRET_KEY": os.environ["SECRET_KEY"]}
         log_dir = work_dir / backend
         log_dir.mkdir(parents=True, exist_ok=True)
-        target = servers.start("bioweb", "app:app", ROOT, env, log_dir, "/healthz", opts.workers)
+        target = servers.start("bioweb", env=env, log_dir=log_dir, workers=opts.workers)
         running.append(target)
-        baseline = servers.start("baseline", "baseline:app", ROOT / "bench", env, log_dir, "/", opts.workers)
+        baseline = servers.start(
+            "baseline",
+            "baseline:app",
+            cwd=servers.BENCH,
+            env=env,
+            log_dir=log_dir,
+            health_path="/",
+            workers=opts.workers,
+        )
         running.append(baseline)
         specs = load_specs(data)
         load = run_load(opts, target, baseline, specs)
@@ -677,6 +692,10 @@ def options(argv: list[str] | None) -> Options:
     parser.add_argument("--pg-url", default=env("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/"))
     parser.add_argument("--pg-db", default=env("BENCH_PG_DB", "bioweb_bench"))
     parser.add_argument("--keep", action="store_true", help="keep the databases afterwards")
+    parser.add_argument("--warmup", type=float, default=float(env("BENCH_WARMUP", "2")), help="0: none")
+    parser.add_argument("--users", type=int, default=int(env("BENCH_USERS", "100")))
+    parser.add_argument("--devices-per-user", type=int, default=int(env("BENCH_DEVICES_PER_USER", "100")))
+    parser.add_argument("--out", default=env("BENCH_OUT", str(OUT)), help="results go to OUT/<timestamp>/")
     args = parser.parse_args(argv)
     return Options(
         backends=[b.strip() for b in args.backends.split(",") if b.strip()],
@@ -690,6 +709,10 @@ def options(argv: list[str] | None) -> Options:
         pg_url=args.pg_url,
         pg_db=args.pg_db,
         keep=args.keep,
+        warmup=args.warmup,
+        users=args.users,
+        devices_per_user=args.devices_per_user,
+        out=args.out,
     )
 
 
@@ -712,7 +735,7 @@ def main(argv: list[str] | None = None) -> int:
     opts = options(argv)
     loadgen.wrk_path()
     started = time.perf_counter()
-    work_dir = OUT / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    work_dir = Path(opts.out) / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     work_dir.mkdir(parents=True, exist_ok=True)
     results = [r for r in (bench_backend(b, opts, work_dir) for b in opts.backends) if r is not None]
     if not results:
@@ -735,7 +758,7 @@ def main(argv: list[str] | None = None) -> int:
     print(header)
     print()
     print(table)
-    print(f"\nRaw figures: {work_dir.relative_to(ROOT)}/results.json")
+    print(f"\nRaw figures: {os.path.relpath(work_dir / 'results.json', ROOT)}")
     return 0
 
 

@@ -14,7 +14,7 @@ import base64
 import random
 import secrets
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,54 +22,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from bioweb import devicecodes
-from bioweb.models import DeviceState, TokenKind
+from bioweb.models import Device, DeviceState, Tenant, Token, TokenKind, User
 from bioweb.security import ACCESS_PREFIX, PAT_PREFIX, REFRESH_PREFIX, SECRET_PREFIX, digest, hash_password
 
 CHUNK = 50_000
 PAT_SCOPE = "devices:read devices:write"
 DEVICE_SCOPE = "device"
-
-DEVICE_COLUMNS = (
-    "id",
-    "uuid",
-    "tenant_id",
-    "user_id",
-    "manufacturer",
-    "code",
-    "product_name",
-    "is_test_mode",
-    "state",
-    "client_id",
-    "client_secret_digest",
-    "created_time",
-    "modified_time",
-    "last_active_time",
-)
-TOKEN_COLUMNS = (
-    "id",
-    "kind",
-    "digest",
-    "name",
-    "scope",
-    "user_id",
-    "device_id",
-    "family",
-    "created_time",
-    "expires_time",
-    "revoked_time",
-    "last_used_time",
-)
-USER_COLUMNS = (
-    "id",
-    "tenant_id",
-    "email",
-    "password_hash",
-    "first_name",
-    "last_name",
-    "session_version",
-    "device_count",
-    "created_time",
-)
 
 
 @dataclass
@@ -114,8 +72,23 @@ def _token(prefix: str) -> str:
     return prefix + secrets.token_urlsafe(32)
 
 
+Row = dict[str, Any]
+
+
+def _filler(column: sa.Column[Any]) -> Callable[[], Any]:
+    """What a row that leaves `column` out gets: the model's Python-side default (called per
+    row when it is a function, e.g. a fresh uuid), else NULL. So a column the seed does not
+    know about is still written as the ORM would write it."""
+    default = column.default
+    if isinstance(default, sa.ColumnDefault) and default.is_callable:
+        return lambda: default.arg(None)  # SQLAlchemy wraps it to take an execution context
+    value = default.arg if isinstance(default, sa.ColumnDefault) else None
+    return lambda: value
+
+
 class _Writer:
-    """Bulk row writer for one backend, inside the caller's transaction."""
+    """Bulk row writer for one backend, inside the caller's transaction. Rows are dicts keyed
+    by column name; the column list comes from the model's table, never restated here."""
 
     def __init__(self, conn: sa.Connection):
         self.conn = conn
@@ -130,28 +103,57 @@ class _Writer:
             return int(v)
         return v
 
-    def insert(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
-        """Insert `rows` (tuples in `columns` order). Returns the row count."""
+    def insert(self, model: type[Any], rows: Iterable[Row]) -> int:
+        """Insert `rows` into `model`'s table; returns the row count.
+
+        Every column of the table is written: from the row, else from `_filler`. A column
+        whose only default is the database's own (server_default) is written only when the
+        first row names it, so the database can fill it in. A row naming anything that is
+        not written raises ValueError, so a renamed or dropped column cannot go unnoticed.
+        """
+        table: sa.Table = model.__table__
+        rows = iter(rows)
+        first = next(rows, None)
+        if first is None:
+            return 0
+        names = [
+            c.name
+            for c in table.columns
+            if c.name in first or c.server_default is None or c.default is not None
+        ]
+        written = set(names)
+        fillers = {c.name: _filler(c) for c in table.columns}
+
+        def ordered(row: Row) -> tuple[Any, ...]:
+            if not row.keys() <= written:
+                raise ValueError(f"{table.name}: cannot write {sorted(row.keys() - written)}")
+            return tuple(row[name] if name in row else fillers[name]() for name in names)
+
+        def all_rows() -> Iterator[tuple[Any, ...]]:
+            yield ordered(first)
+            for row in rows:
+                yield ordered(row)
+
         count = 0
         if self.sqlite:
-            sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
-            for chunk in _chunks(rows, CHUNK):
+            sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
+            for chunk in _chunks(all_rows(), CHUNK):
                 self.conn.exec_driver_sql(sql, [tuple(self.value(v) for v in row) for row in chunk])
                 count += len(chunk)
             return count
         raw = self.conn.connection.driver_connection  # psycopg 3 connection
         with raw.cursor() as cursor:
-            with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-                for row in rows:
+            with cursor.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy:
+                for row in all_rows():
                     copy.write_row(row)
                     count += 1
         return count
 
-    def fix_sequences(self, *tables: str) -> None:
+    def fix_sequences(self, *models: type[Any]) -> None:
         """Explicit ids were inserted: move PostgreSQL's sequences past them (SQLite needs nothing)."""
         if self.sqlite:
             return
-        for table in tables:
+        for table in (model.__tablename__ for model in models):
             self.conn.exec_driver_sql(
                 f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                 f"(SELECT COALESCE(MAX(id), 1) FROM {table}))"
@@ -169,13 +171,13 @@ def _chunks(rows: Iterable[Sequence[Any]], size: int) -> Iterator[list[Sequence[
         yield chunk
 
 
-def _next_id(conn: sa.Connection, table: str) -> int:
-    return int(conn.exec_driver_sql(f"SELECT COALESCE(MAX(id), 0) FROM {table}").scalar_one()) + 1
+def _next_id(conn: sa.Connection, model: type[Any]) -> int:
+    return int(conn.scalar(sa.select(sa.func.coalesce(sa.func.max(model.id), 0)))) + 1
 
 
 def _tenant(conn: sa.Connection, name: str, now: datetime, writer: _Writer) -> int:
-    tenant_id = _next_id(conn, "tenants")
-    writer.insert("tenants", ("id", "name", "created_time"), [(tenant_id, name, now)])
+    tenant_id = _next_id(conn, Tenant)
+    writer.insert(Tenant, [{"id": tenant_id, "name": name, "created_time": now}])
     return tenant_id
 
 
@@ -198,10 +200,12 @@ def seed_load_data(
     with engine.begin() as conn:
         writer = _Writer(conn)
         tenant_ids = [_tenant(conn, f"bench-tenant-{t}", now, writer) for t in range(4)]
-        first_user = _next_id(conn, "users")
-        first_device = _next_id(conn, "devices")
-        first_token = _next_id(conn, "tokens")
-        user_rows, device_rows, token_rows = [], [], []
+        first_user = _next_id(conn, User)
+        first_device = _next_id(conn, Device)
+        first_token = _next_id(conn, Token)
+        user_rows: list[Row] = []
+        device_rows: list[Row] = []
+        token_rows: list[Row] = []
         token_id = first_token
         device_id = first_device
         for u in range(users):
@@ -209,34 +213,29 @@ def seed_load_data(
             tenant_id = tenant_ids[u % len(tenant_ids)]
             joined = now - timedelta(days=730 - u)
             user_rows.append(
-                (
-                    user_id,
-                    tenant_id,
-                    f"bench{u}@example.com",
-                    password_hash,
-                    f"Bench{u}",
-                    "User",
-                    1,
-                    devices_per_user,
-                    joined,
-                )
+                {
+                    "id": user_id,
+                    "tenant_id": tenant_id,
+                    "email": f"bench{u}@example.com",
+                    "password_hash": password_hash,
+                    "first_name": f"Bench{u}",
+                    "last_name": "User",
+                    "session_version": 1,
+                    "device_count": devices_per_user,
+                    "created_time": joined,
+                }
             )
             pat = _token(PAT_PREFIX)
             token_rows.append(
-                (
-                    token_id,
-                    TokenKind.PERSONAL.value,
-                    digest(pat),
-                    "bench script",
-                    PAT_SCOPE,
-                    user_id,
-                    None,
-                    None,
-                    joined,
-                    None,
-                    None,
-                    None,
-                )
+                {
+                    "id": token_id,
+                    "kind": TokenKind.PERSONAL.value,
+                    "digest": digest(pat),
+                    "name": "bench script",
+                    "scope": PAT_SCOPE,
+                    "user_id": user_id,
+                    "created_time": joined,
+                }
             )
             token_id += 1
             user = SeededUser(user_id, pat)
@@ -248,58 +247,53 @@ def seed_load_data(
                 secret = _token(SECRET_PREFIX)
                 client_id = secrets.token_hex(8)
                 device_rows.append(
-                    (
-                        device_id,
-                        str(uuid.uuid4()),
-                        tenant_id,
-                        user_id,
-                        "Apple",
-                        entry.code,
-                        entry.product_name,
-                        rng.random() < 0.1,
-                        int(DeviceState.ACTIVE if active else DeviceState.DISABLED),
-                        client_id,
-                        digest(secret),
-                        created,
-                        created,
-                        created + (now - created) * rng.random(),
-                    )
+                    {
+                        "id": device_id,
+                        "uuid": str(uuid.uuid4()),
+                        "tenant_id": tenant_id,
+                        "user_id": user_id,
+                        "manufacturer": "Apple",
+                        "code": entry.code,
+                        "product_name": entry.product_name,
+                        "is_test_mode": rng.random() < 0.1,
+                        "state": int(DeviceState.ACTIVE if active else DeviceState.DISABLED),
+                        "client_id": client_id,
+                        "client_secret_digest": digest(secret),
+                        "created_time": created,
+                        "modified_time": created,
+                        "last_active_time": created + (now - created) * rng.random(),
+                    }
                 )
                 access, refresh = _token(ACCESS_PREFIX), _token(REFRESH_PREFIX)
                 family = uuid.uuid4().hex
                 issued = now - timedelta(minutes=rng.randrange(1, 50))
                 revoked = None if active else issued
+                device_token = {
+                    "name": "",
+                    "scope": DEVICE_SCOPE,
+                    "user_id": user_id,
+                    "device_id": device_id,
+                    "family": family,
+                    "created_time": issued,
+                    "revoked_time": revoked,
+                }
                 token_rows.append(
-                    (
-                        token_id,
-                        TokenKind.ACCESS.value,
-                        digest(access),
-                        "",
-                        DEVICE_SCOPE,
-                        user_id,
-                        device_id,
-                        family,
-                        issued,
-                        issued + timedelta(hours=1),
-                        revoked,
-                        None,
-                    )
+                    {
+                        **device_token,
+                        "id": token_id,
+                        "kind": TokenKind.ACCESS.value,
+                        "digest": digest(access),
+                        "expires_time": issued + timedelta(hours=1),
+                    }
                 )
                 token_rows.append(
-                    (
-                        token_id + 1,
-                        TokenKind.REFRESH.value,
-                        digest(refresh),
-                        "",
-                        DEVICE_SCOPE,
-                        user_id,
-                        device_id,
-                        family,
-                        issued,
-                        issued + timedelta(days=30),
-                        revoked,
-                        None,
-                    )
+                    {
+                        **device_token,
+                        "id": token_id + 1,
+                        "kind": TokenKind.REFRESH.value,
+                        "digest": digest(refresh),
+                        "expires_time": issued + timedelta(days=30),
+                    }
                 )
                 token_id += 2
                 user.device_ids.append(device_id)
@@ -307,10 +301,10 @@ def seed_load_data(
                     seeded_devices.append(SeededDevice(device_id, user_id, client_id, secret, access))
                 device_id += 1
             seeded_users.append(user)
-        writer.insert("users", USER_COLUMNS, user_rows)
-        writer.insert("devices", DEVICE_COLUMNS, device_rows)
-        writer.insert("tokens", TOKEN_COLUMNS, token_rows)
-        writer.fix_sequences("tenants", "users", "devices", "tokens")
+        writer.insert(User, user_rows)
+        writer.insert(Device, device_rows)
+        writer.insert(Token, token_rows)
+        writer.fix_sequences(Tenant, User, Device, Token)
     return LoadData(seeded_users, seeded_devices)
 
 
@@ -328,45 +322,38 @@ def seed_scale_data(engine: sa.Engine, devices: int = 1_000_000, sample_size: in
     with engine.begin() as conn:
         writer = _Writer(conn)
         tenant_id = _tenant(conn, "bench-scale", now, writer)
-        user_id = _next_id(conn, "users")
-        first_device = _next_id(conn, "devices")
-        first_token = _next_id(conn, "tokens")
+        user_id = _next_id(conn, User)
+        first_device = _next_id(conn, Device)
+        first_token = _next_id(conn, Token)
         writer.insert(
-            "users",
-            USER_COLUMNS,
+            User,
             [
-                (
-                    user_id,
-                    tenant_id,
-                    "scale@example.com",
-                    hash_password("bench password, not a secret"),
-                    "Scale",
-                    "User",
-                    1,
-                    devices,
-                    now,
-                )
+                {
+                    "id": user_id,
+                    "tenant_id": tenant_id,
+                    "email": "scale@example.com",
+                    "password_hash": hash_password("bench password, not a secret"),
+                    "first_name": "Scale",
+                    "last_name": "User",
+                    "session_version": 1,
+                    "device_count": devices,
+                    "created_time": now,
+                }
             ],
         )
         pat = _token(PAT_PREFIX)
         writer.insert(
-            "tokens",
-            TOKEN_COLUMNS,
+            Token,
             [
-                (
-                    first_token,
-                    TokenKind.PERSONAL.value,
-                    digest(pat),
-                    "bench scale",
-                    PAT_SCOPE,
-                    user_id,
-                    None,
-                    None,
-                    now,
-                    None,
-                    None,
-                    None,
-                )
+                {
+                    "id": first_token,
+                    "kind": TokenKind.PERSONAL.value,
+                    "digest": digest(pat),
+                    "name": "bench scale",
+                    "scope": PAT_SCOPE,
+                    "user_id": user_id,
+                    "created_time": now,
+                }
             ],
         )
         start_time = now - timedelta(days=3 * 365)
@@ -375,55 +362,52 @@ def seed_scale_data(engine: sa.Engine, devices: int = 1_000_000, sample_size: in
         # random secrets would only slow the seeding down.
         secret_digest = digest(_token(SECRET_PREFIX))
 
-        def device_rows() -> Iterator[tuple[Any, ...]]:
+        def device_rows() -> Iterator[Row]:
             for i in range(devices):
                 entry = codes[rng.randrange(len(codes))]
                 created = start_time + step * i
-                yield (
-                    first_device + i,
-                    str(uuid.uuid4()),
-                    tenant_id,
-                    user_id,
-                    "Apple",
-                    entry.code,
-                    entry.product_name,
-                    False,
-                    int(DeviceState.ACTIVE),
-                    secrets.token_hex(8),
-                    secret_digest,
-                    created,
-                    created,
-                    created,
-                )
+                yield {
+                    "id": first_device + i,
+                    "uuid": str(uuid.uuid4()),
+                    "tenant_id": tenant_id,
+                    "user_id": user_id,
+                    "manufacturer": "Apple",
+                    "code": entry.code,
+                    "product_name": entry.product_name,
+                    "is_test_mode": False,
+                    "state": int(DeviceState.ACTIVE),
+                    "client_id": secrets.token_hex(8),
+                    "client_secret_digest": secret_digest,
+                    "created_time": created,
+                    "modified_time": created,
+                    "last_active_time": created,
+                }
 
-        writer.insert("devices", DEVICE_COLUMNS, device_rows())
+        writer.insert(Device, device_rows())
         sample: list[SeededDevice] = []
         sample_from = devices - sample_size
 
-        def token_rows() -> Iterator[tuple[Any, ...]]:
+        def token_rows() -> Iterator[Row]:
             for i in range(devices):
                 access = (
                     ACCESS_PREFIX + base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
                 )
                 if i >= sample_from:
                     sample.append(SeededDevice(first_device + i, user_id, "", "", access))
-                yield (
-                    first_token + 1 + i,
-                    TokenKind.ACCESS.value,
-                    digest(access),
-                    "",
-                    DEVICE_SCOPE,
-                    user_id,
-                    first_device + i,
-                    None,
-                    now,
-                    now + timedelta(days=1),
-                    None,
-                    None,
-                )
+                yield {
+                    "id": first_token + 1 + i,
+                    "kind": TokenKind.ACCESS.value,
+                    "digest": digest(access),
+                    "name": "",
+                    "scope": DEVICE_SCOPE,
+                    "user_id": user_id,
+                    "device_id": first_device + i,
+                    "created_time": now,
+                    "expires_time": now + timedelta(days=1),
+                }
 
-        writer.insert("tokens", TOKEN_COLUMNS, token_rows())
-        writer.fix_sequences("tenants", "users", "devices", "tokens")
+        writer.insert(Token, token_rows())
+        writer.fix_sequences(Tenant, User, Device, Token)
     if engine.dialect.name == "postgresql":
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql("ANALYZE")

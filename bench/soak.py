@@ -35,9 +35,7 @@ from pathlib import Path
 
 import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from servers import ROOT, Server, start  # noqa: E402
+from bench.servers import ROOT, Server, start
 
 PASSWORD = "soak horse battery staple"
 # Weights of the mix (they need not add up to anything).
@@ -272,7 +270,7 @@ def main() -> int:
             flask(env, "users", "create", email, "--password-stdin", stdin=PASSWORD + "\n")
             pats.append(flask(env, "tokens", "create", email).strip().splitlines()[-1])
 
-        server = start("bioweb", "app:app", ROOT, env, tmpdir, "/healthz", workers)
+        server = start("bioweb", env=env, log_dir=tmpdir, workers=workers)
         print(f"soak: {args.clients} clients, {args.minutes:g} min, {workers} workers, SQLite at {database}")
         stats = Stats()
         started = time.monotonic()

@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import requests
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
+from bench import servers
 from bioweb import create_app
 from bioweb.extensions import db
 from bioweb.models import Device, User
@@ -78,75 +76,25 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+free_port = servers.free_port
 
 
-class LiveServer:
-    """gunicorn serving app:app in a child process, on a free loopback port."""
+class LiveServer(servers.Server):
+    """bioweb (app:app) served by gunicorn under the production gunicorn.conf.py on a free
+    loopback port, against `database_url`, with the test settings. The launcher itself is
+    bench.servers.Server, shared with `make bench` and `make soak`."""
 
     def __init__(self, database_url: str, workers: int = 2, env: dict[str, str] | None = None):
+        super().__init__("bioweb", workers=workers, args=("--log-level", "warning"))
         self.database_url = database_url
-        self.workers = workers
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.extra_env = env or {}
-        self.process: subprocess.Popen | None = None
-
-    def start(self, timeout: float = 60.0) -> None:
-        """Start gunicorn and wait until /healthz answers 200 (its arbiter accepts connections
-        before the workers have imported the app, so slow answers are waited out too)."""
-        env = {
-            **os.environ,
-            "DATABASE_URL": self.database_url,
+        self.env = {
+            "DATABASE_URL": database_url,
             "SECRET_KEY": "test-secret-key-not-for-production",
             "RATELIMIT_ENABLED": "false",
             "BIOWEB_BASE_URL": self.url,
-            **self.extra_env,
+            "BIOWEB_ACCESS_LOG": "",  # tests that read it name a file
+            **(env or {}),
         }
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "--bind",
-                f"127.0.0.1:{self.port}",
-                "--workers",
-                str(self.workers),
-                "--log-level",
-                "warning",
-                "app:app",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError("gunicorn exited: " + self.process.stderr.read().decode())
-            try:
-                if requests.get(self.url + "/healthz", timeout=5).status_code == 200:
-                    return
-            except requests.RequestException:  # not listening yet, or busy starting
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError("gunicorn did not become healthy in time")
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        if self.process and self.process.stderr:
-            self.process.stderr.close()
 
 
 # --- Production-shape helpers (issue 5): CLI subprocesses, server pairs, throwaway databases.
@@ -169,17 +117,7 @@ def start_servers(
     database_url: str, count: int = 2, workers: int = 2, env: dict[str, str] | None = None
 ) -> list[LiveServer]:
     """Start `count` gunicorn instances on one database at the same time; stop them all on failure."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    servers = [LiveServer(database_url, workers=workers, env=env) for _ in range(count)]
-    with ThreadPoolExecutor(max_workers=count) as pool:
-        futures = [pool.submit(server.start) for server in servers]
-    failures = [f.exception() for f in futures if f.exception() is not None]
-    if failures:
-        for server in servers:
-            server.stop()
-        raise failures[0]
-    return servers
+    return servers.start_many([LiveServer(database_url, workers=workers, env=env) for _ in range(count)])
 
 
 def _pg_admin(admin_url: str, statement: str) -> None:
