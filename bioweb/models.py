@@ -160,16 +160,18 @@ class EventKind(enum.StrEnum):
     CREDENTIALS_SHOWN = "device.credentials_shown"
     REAUTHORIZED = "device.reauthorized"
     DISABLED = "device.disabled"
-    TOKEN_ISSUED = "token.issued"  # aggregated per device and hour
+    TOKEN_ISSUED = "token.issued"  # one row per device and hour in which it got tokens
     AUTH_FAILED = "client_auth.failed"  # aggregated per device and hour
 
 
 class Event(db.Model):
     """An append-only audit record of something that happened to a device.
 
-    Frequent kinds (token issued, failed client authentication) are aggregated: one row per
-    device, kind and hour (`bucket`), whose `count` grows, so a busy or attacked device
-    cannot flood the table. Other kinds have no bucket and one row each.
+    Frequent kinds are aggregated: one row per device, kind and hour (`bucket`), so a busy
+    or attacked device cannot flood the table. A failed client authentication counts every
+    time (`count`); token.issued is written once an hour, when the device first gets a token
+    in it (so /token stays free of writes), and its `count` stays 1. Other kinds have no
+    bucket and one row each.
     """
 
     __tablename__ = "events"

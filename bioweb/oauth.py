@@ -419,7 +419,7 @@ def _front_gate() -> Response | None:
             "Send the parameters in the request body as form fields, not in the URL "
             "(URLs end up in logs and proxies).",
         )
-    if request.mimetype != FORM:
+    if request.mimetype != FORM and (request.mimetype or request.content_length):
         return oauth_error(
             400,
             "invalid_request",

@@ -189,12 +189,27 @@ def test_200_concurrent_creations_over_both_instances_lose_and_double_nothing(st
     assert scalar(stack.database_url, "SELECT device_count FROM users WHERE id = :u", u=user_id) == 200
 
 
+def service_refresh_token(database_url: str, client_id: str) -> str:
+    """A refresh token for the device, made through the service layer (the authorization-code
+    grant for apps will issue them; client credentials no longer do)."""
+    from bioweb.extensions import db
+    from bioweb.services import devices, tokens
+
+    app = make_app(database_url)
+    with app.app_context():
+        try:
+            return tokens.start_refresh_family(devices.find_client(client_id)).refresh_token
+        finally:
+            db.session.remove()
+            db.engine.dispose()
+
+
 def test_concurrent_refreshes_of_one_refresh_token_exactly_one_wins(stack: Stack):
     a, b = stack.urls
     _, pat = new_owner(stack.database_url)
     created = create_device(a, pat).json()
     client_id, secret = created["oauth2_client_id"], created["oauth2_client_secret"]
-    refresh = token_request(b, client_id, secret, grant_type="client_credentials").json()["refresh_token"]
+    refresh = service_refresh_token(stack.database_url, client_id)
 
     form = {"grant_type": "refresh_token", "refresh_token": refresh}
     calls = [partial(token_request, (a, b)[i % 2], client_id, secret, **form) for i in range(12)]
@@ -217,6 +232,76 @@ def test_concurrent_refreshes_of_one_refresh_token_exactly_one_wins(stack: Stack
     form["refresh_token"] = won["refresh_token"]
     again = token_request(a, client_id, secret, **form)
     assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
+
+
+def ask_for_tokens_until(stop: threading.Event, url: str, auth: tuple[str, str], obtained: list[str]) -> None:
+    """Client credentials at /token, one request after another, until `stop`; collect the tokens."""
+    with requests.Session() as session:
+        while not stop.is_set():
+            answer = session.post(
+                url + "/token", data={"grant_type": "client_credentials"}, auth=auth, timeout=TIMEOUT
+            )
+            if answer.status_code == 200:
+                obtained.append(answer.json()["access_token"])
+
+
+@pytest.mark.parametrize("change", ["reauthorize", "disable"])
+def test_token_requests_racing_a_change_leave_no_old_token_alive(stack: Stack, change: str):
+    """Six clients ask /token with the device's secret, over both instances, while its owner
+    re-authorizes it (or disables it, then re-authorizes it once the clients stop). Afterwards
+    not one token obtained with the old secret works, and the old secret itself is refused."""
+    a, b = stack.urls
+    _, pat = new_owner(stack.database_url)
+    for _trial in range(2):
+        created = create_device(a, pat).json()
+        device_id, client_id, secret = (
+            created["id"],
+            created["oauth2_client_id"],
+            created["oauth2_client_secret"],
+        )
+        stop = threading.Event()
+        obtained: list[str] = []
+
+        authorize = f"{b}/api/v1/data-submission/device-authorize"
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            clients = [
+                pool.submit(ask_for_tokens_until, stop, (a, b)[i % 2], (client_id, secret), obtained)
+                for i in range(6)
+            ]
+            time.sleep(0.4)
+            if change == "reauthorize":
+                changed = requests.post(
+                    authorize, json={"device_id": device_id}, headers=bearer(pat), timeout=TIMEOUT
+                )
+                assert changed.status_code == 200
+            else:
+                changed = requests.delete(
+                    f"{b}/api/v1/device/{device_id}", headers=bearer(pat), timeout=TIMEOUT
+                )
+                assert changed.status_code == 204
+            time.sleep(0.3)
+            stop.set()
+            for future in clients:
+                future.result(timeout=TIMEOUT)
+        if change == "disable":  # re-enabling must not revive anything from before
+            assert (
+                requests.post(
+                    authorize, json={"device_id": device_id}, headers=bearer(pat), timeout=TIMEOUT
+                ).status_code
+                == 200
+            )
+        assert len(obtained) > 6, "the clients got no tokens before the change: the race was not run"
+        with requests.Session() as session:
+            alive = [
+                token
+                for i, token in enumerate(obtained)
+                if session.get(
+                    f"{(a, b)[i % 2]}/api/v1/device/{device_id}", headers=bearer(token), timeout=TIMEOUT
+                ).status_code
+                != 401
+            ]
+        assert alive == [], f"{len(alive)} of {len(obtained)} tokens obtained with the old secret still work"
+        assert token_request(a, client_id, secret, grant_type="client_credentials").status_code == 401
 
 
 def test_access_log_records_paths_but_no_secrets(stack: Stack):

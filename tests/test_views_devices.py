@@ -10,12 +10,13 @@ import pytest
 import sqlalchemy as sa
 
 from bioweb.extensions import db
-from bioweb.models import Device, DeviceState, Token
+from bioweb.models import Device, DeviceState
 from bioweb.security import digest
-from bioweb.services import tokens
+from bioweb.services import devices, tokens
 from tests.helpers import (
     PASSWORD,
     app_with_database,
+    bearer,
     input_value,
     make_device,
     make_user,
@@ -225,7 +226,8 @@ def test_another_users_device_is_not_found_everywhere(app, web):
 
 def test_disable_asks_first_then_cuts_the_device_off(web, user):
     device, _ = make_device(user)
-    issued = tokens.issue_device_tokens(device)
+    issued = tokens.issue_device_token(devices.find_client(device.client_id))
+    assert web.get(f"/api/v1/device/{device.id}", headers=bearer(issued.access_token)).status_code == 200
     confirm = web.get(f"/devices/{device.id}/disable")
     assert confirm.status_code == 200 and "Yes, disable it" in confirm.text
     assert all_devices()[0].state == DeviceState.ACTIVE
@@ -234,8 +236,7 @@ def test_disable_asks_first_then_cuts_the_device_off(web, user):
     page = web.get(response.headers["Location"]).text
     assert "is disabled" in page and "Disabled (2)" in page
     assert all_devices()[0].state == DeviceState.DISABLED
-    access = db.session.scalar(sa.select(Token).where(Token.digest == digest(issued["access_token"])))
-    assert access.revoked_time is not None
+    assert web.get(f"/api/v1/device/{device.id}", headers=bearer(issued.access_token)).status_code == 401
     # Idempotent.
     assert web.post(f"/devices/{device.id}/disable").status_code == 303
 

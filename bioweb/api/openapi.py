@@ -270,7 +270,10 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "grant_type": {"type": "string", "enum": ["client_credentials", "refresh_token"]},
             "refresh_token": {"type": "string", "description": "For grant_type=refresh_token."},
-            "scope": {"type": "string"},
+            "scope": {
+                "type": "string",
+                "description": "device (the default), or all, its alias from the published system.",
+            },
             "client_id": {"type": "string", "description": "client_secret_post (or use HTTP Basic)."},
             "client_secret": {"type": "string"},
         },
@@ -281,17 +284,26 @@ SCHEMAS: dict[str, Any] = {
             "access_token",
             "token_type",
             "expires_in",
-            "refresh_token",
             "scope",
             "device_id",
             "user_id",
             "tenant_id",
         ],
         "properties": {
-            "access_token": {"type": "string", "pattern": "^bcd_"},
+            "access_token": {
+                "type": "string",
+                "pattern": "^bcd_",
+                "description": "bcd_ + an RFC 9068 JWT (HS256). Opaque to clients: use it as a bearer token. "
+                "It dies when the device is disabled or re-authorized, or when one of its access tokens "
+                "is revoked.",
+            },
             "token_type": {"const": "Bearer"},
             "expires_in": {"type": "integer", "minimum": 1},
-            "refresh_token": {"type": "string", "pattern": "^bcr_"},
+            "refresh_token": {
+                "type": "string",
+                "pattern": "^bcr_",
+                "description": "Only from the refresh grant (grants for a person); client credentials get none.",
+            },
             "scope": {"const": "device"},
             "device_id": ID,
             "user_id": ID,
@@ -320,6 +332,9 @@ SCHEMAS: dict[str, Any] = {
             "exp": {"type": ["integer", "null"]},
             "iat": {"type": "integer"},
             "sub": {"type": "string"},
+            "iss": {"type": "string"},
+            "aud": {"type": "string"},
+            "jti": {"type": "string"},
             "device_id": ID,
             "user_id": ID,
             "tenant_id": ID,
@@ -537,11 +552,14 @@ def document(base_url: str) -> dict[str, Any]:
                 "post": {
                     "operationId": "issue_token",
                     "tags": ["oauth"],
-                    "summary": "Token endpoint (RFC 6749): client credentials and refresh (rotating)",
+                    "summary": "Token endpoint (RFC 6749): client credentials (no refresh token) and refresh (rotating)",
                     "security": CLIENT,
                     "requestBody": {"required": True, "content": {FORM: {"schema": _ref("TokenRequest")}}},
                     "responses": {
-                        "200": _json(_ref("TokenResponse"), "An access token and a refresh token."),
+                        "200": _json(
+                            _ref("TokenResponse"),
+                            "A signed access token (and, for the refresh grant, a new refresh token).",
+                        ),
                         **OAUTH_ERRORS,
                     },
                 },
@@ -550,14 +568,18 @@ def document(base_url: str) -> dict[str, Any]:
                 "post": {
                     "operationId": "revoke_token",
                     "tags": ["oauth"],
-                    "summary": "Revocation (RFC 7009); a refresh token takes its family with it",
+                    "summary": "Revocation (RFC 7009): an access token ends every access token of the device; "
+                    "a refresh token ends its family",
                     "security": CLIENT,
                     "requestBody": {
                         "required": True,
                         "content": {FORM: {"schema": _ref("TokenActionRequest")}},
                     },
                     "responses": {
-                        "200": _json({"type": "object"}, "Revoked, or the token was unknown (RFC 7009)."),
+                        "200": _json(
+                            {"type": "object"},
+                            "Revoked; or the token was unknown or another client's, and nothing changed (RFC 7009).",
+                        ),
                         **OAUTH_ERRORS,
                     },
                 },

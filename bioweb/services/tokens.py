@@ -333,8 +333,10 @@ def rotate_refresh_token(device: Any, token: RefreshToken, origin: Origin | None
         .values(revoked_time=now)
     )
     if spent.rowcount != 1:
-        revoke_family(token.family, now)
-        if token.device_id is not None:
+        # Reuse of a spent token while its family still lives: the family is compromised, so it
+        # ends with the access tokens based on it. A family that was already ended (by an
+        # earlier reuse, a revocation, a disable) ends nothing more.
+        if revoke_family(token.family, now) and token.device_id is not None:
             move_generation(token.device_id)
         db.session.commit()
         return None
@@ -344,15 +346,16 @@ def rotate_refresh_token(device: Any, token: RefreshToken, origin: Origin | None
     return IssuedTokens(**{**_fields(issued), "refresh_token": refresh})
 
 
-def revoke_family(family: str | None, now: datetime | None = None) -> None:
-    """Revoke every live token of a family (no commit)."""
+def revoke_family(family: str | None, now: datetime | None = None) -> int:
+    """Revoke every live token of a family; return how many were live (no commit)."""
     if family is None:
-        return
-    db.session.execute(
+        return 0
+    result = db.session.execute(
         sa.update(_tokens)
         .where(_tokens.c.family == family, _tokens.c.revoked_time.is_(None))
         .values(revoked_time=now or utcnow())
     )
+    return result.rowcount
 
 
 def revoke_refresh_token(token: RefreshToken) -> None:
