@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install run test bench soak lint format
+.PHONY: install run test test-fast bench soak lint format
 
 # After the pinned requirements, the project itself, editable and without dependencies (the pins
 # are the truth): `bioweb` and `bench` then import from scripts, tests and gunicorn, no sys.path edits.
@@ -19,8 +19,14 @@ run: install  ## apply migrations, then serve on http://127.0.0.1:8000
 	$(VENV)/bin/flask --app app db upgrade
 	$(VENV)/bin/gunicorn --config gunicorn.conf.py app:app
 
-test: install  ## the whole suite, on SQLite and (when reachable) PostgreSQL
-	$(PY) -m pytest
+# Markers (pyproject.toml): browser, server (starts gunicorn), postgres, fuzz, slow.
+FAST   := not (browser or server or postgres or fuzz or slow)
+
+test: install  ## the whole gate (CI): every test, SQLite and PostgreSQL, on all cores
+	$(PY) -m pytest -n auto --dist loadgroup
+
+test-fast: install  ## the inner loop: everything not marked, SQLite only, well under a minute
+	$(PY) -m pytest -m "$(FAST)"
 
 bench: install  ## throughput, scale and memory benchmarks (not tests)
 	$(PY) -m bench.run

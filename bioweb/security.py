@@ -8,7 +8,10 @@ import logging
 import re
 import secrets
 
+from flask import current_app, has_app_context
 from werkzeug.security import check_password_hash, generate_password_hash
+
+DEFAULT_PASSWORD_HASH_METHOD = "scrypt"  # werkzeug's scrypt at full cost (n=2**15, r=8, p=1)
 
 # Prefixes make a leaked credential easy to recognise and to scan for.
 PAT_PREFIX = "bcp_"
@@ -24,11 +27,17 @@ DUMMY_DIGEST = hashlib.sha256(b"bioweb: no such client").hexdigest()
 
 
 def hash_password(password: str) -> str:
-    """A salted scrypt hash (passwords are low-entropy, so they get a slow hash)."""
-    return generate_password_hash(password, method="scrypt")
+    """A salted hash by the app's BIOWEB_PASSWORD_HASH_METHOD (a werkzeug method string);
+    "scrypt", werkzeug's full cost, by default and outside an app context. Passwords are
+    low-entropy, so production keeps the slow hash; the test suite sets a cheap one."""
+    method = (
+        current_app.config.get("BIOWEB_PASSWORD_HASH_METHOD") if has_app_context() else None
+    ) or DEFAULT_PASSWORD_HASH_METHOD
+    return generate_password_hash(password, method=method)
 
 
 def check_password(password_hash: str, password: str) -> bool:
+    """Whether `password` matches `password_hash`, whatever method and cost made the hash."""
     return check_password_hash(password_hash, password)
 
 

@@ -23,12 +23,39 @@ from tests.helpers import (  # noqa: E402
 
 PG_ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
+# Markers (declared in pyproject.toml) that follow from what a test uses; `make test-fast`
+# deselects them. Modules mark what cannot be seen from here (a LiveServer started in the
+# test body, `slow`) themselves.
+MODULE_MARKERS = {"test_browser.py": ("browser", "server"), "test_fuzz.py": ("fuzz", "server", "slow")}
+SERVER_FIXTURES = {"live_server", "stack"}  # stack: test_multiprocess's two gunicorn instances
+# Modules whose module-scoped fixture is costly (two gunicorn pairs, Chromium) run on one xdist
+# worker (`make test` uses --dist loadgroup), so it is set up once, not once per worker.
+XDIST_GROUPED = {"test_multiprocess.py", "test_browser.py"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        names = set(MODULE_MARKERS.get(item.path.name, ()))
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            names.add("server")
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        # The database_url fixture's PostgreSQL half, and every other fixture or test
+        # parametrized the same way (a module's own stack, empty database, backup backend).
+        if "postgresql" in params.values() or "pg_database_url" in getattr(item, "fixturenames", ()):
+            names.add("postgres")
+        for name in sorted(names):
+            item.add_marker(name)
+        if item.path.name in XDIST_GROUPED:
+            item.add_marker(pytest.mark.xdist_group(item.path.stem))
+
 
 @pytest.fixture(scope="session")
 def pg_database_url() -> Iterator[str]:
-    """A fresh PostgreSQL database for this test session, dropped at the end."""
+    """A fresh PostgreSQL database for this test session (so for each xdist worker: its
+    name carries the worker's id and a random part), dropped at the end."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     try:
-        url = create_pg_database(PG_ADMIN_URL)
+        url = create_pg_database(PG_ADMIN_URL, prefix=f"bioweb_test_{worker}")
     except sa.exc.OperationalError as exc:
         message = (
             f"PostgreSQL is not reachable at {PG_ADMIN_URL} ({type(exc).__name__}); set TEST_DATABASE_URL"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import sys
@@ -23,6 +24,11 @@ from bioweb.services import accounts, devices, tokens
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct horse battery staple"
+# New password hashes in tests: scrypt at a tiny cost (under 1 ms, against about 125 ms for
+# production's full-cost default, which test_security asserts). Every app, CLI and server here uses it.
+PASSWORD_HASH_METHOD = "scrypt:256:8:1"
+# Device access tokens are signed with this key in tests (in-process apps and gunicorn alike).
+TOKEN_KEYS = "test-key:" + "k" * 43
 
 
 def make_app(database_url: str, **overrides: Any) -> Flask:
@@ -32,6 +38,8 @@ def make_app(database_url: str, **overrides: Any) -> Flask:
         "RATELIMIT_ENABLED": False,
         "WTF_CSRF_ENABLED": False,
         "SECRET_KEY": "test-secret-key-not-for-production",
+        "BIOWEB_TOKEN_KEYS": TOKEN_KEYS,
+        "BIOWEB_PASSWORD_HASH_METHOD": PASSWORD_HASH_METHOD,
     }
     config.update(overrides)
     return create_app(config)
@@ -72,6 +80,12 @@ def make_device(user: User, code: str = "iPhone1,1", is_test_mode: bool = False)
     return creds.device, creds.client_secret
 
 
+def basic(client_id: str, secret: str) -> dict[str, str]:
+    """An HTTP Basic Authorization header for client credentials."""
+    raw = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+    return {"Authorization": f"Basic {raw}"}
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
@@ -92,7 +106,9 @@ class LiveServer(servers.Server):
             "SECRET_KEY": "test-secret-key-not-for-production",
             "RATELIMIT_ENABLED": "false",
             "BIOWEB_BASE_URL": self.url,
+            "BIOWEB_TOKEN_KEYS": TOKEN_KEYS,
             "BIOWEB_ACCESS_LOG": "",  # tests that read it name a file
+            "BIOWEB_PASSWORD_HASH_METHOD": PASSWORD_HASH_METHOD,
             **(env or {}),
         }
 
@@ -102,7 +118,13 @@ class LiveServer(servers.Server):
 
 def flask_cli(database_url: str, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
     """Run `flask --app app <args>` in a child process against `database_url`, as a deploy would."""
-    env = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": "test-secret-key-not-for-production"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": "test-secret-key-not-for-production",
+        "BIOWEB_TOKEN_KEYS": TOKEN_KEYS,
+        "BIOWEB_PASSWORD_HASH_METHOD": PASSWORD_HASH_METHOD,
+    }
     return subprocess.run(
         [sys.executable, "-m", "flask", "--app", "app", *args],
         cwd=ROOT,
@@ -117,7 +139,11 @@ def start_servers(
     database_url: str, count: int = 2, workers: int = 2, env: dict[str, str] | None = None
 ) -> list[LiveServer]:
     """Start `count` gunicorn instances on one database at the same time; stop them all on failure."""
-    return servers.start_many([LiveServer(database_url, workers=workers, env=env) for _ in range(count)])
+    instances = [LiveServer(database_url, workers=workers, env=env) for _ in range(count)]
+    # One deployment: every instance has the same public base URL, the issuer of its tokens.
+    for server in instances[1:]:
+        server.env["BIOWEB_BASE_URL"] = (env or {}).get("BIOWEB_BASE_URL", instances[0].url)
+    return servers.start_many(instances)
 
 
 def _pg_admin(admin_url: str, statement: str) -> None:

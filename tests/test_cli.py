@@ -112,6 +112,7 @@ def test_tokens_list_and_revoke(runner, client, app):
     assert client.get("/api/v1/devices", headers=bearer(token)).status_code == 401
 
 
+@pytest.mark.slow
 def test_readme_commands_work_in_a_real_shell(app, database_url, client):
     """The README's walkthrough, as a person types it: create a user, export a token, use it."""
     env = {**os.environ, "DATABASE_URL": database_url, "FLASK_APP": "app"}

@@ -186,6 +186,7 @@ def test_healthz_answers_503_json_when_the_database_is_unreachable(unreachable: 
             db.engine.dispose()
 
 
+@pytest.mark.server
 def test_live_server_healthz_follows_the_database_away_and_back(pg_database_url: str):
     """A real gunicorn server: /healthz is 200, then 503 once its database is gone, then 200
     again when it is back, without a restart (what a load balancer's health check relies on)."""
@@ -218,6 +219,7 @@ def test_live_server_healthz_follows_the_database_away_and_back(pg_database_url:
         drop_pg_database(PG_ADMIN_URL, url)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_backup_restores_a_working_database(backend: str, tmp_path, request):
     """The README's backup recipes: `sqlite3 .backup` of a live WAL database, `pg_dump -Fc` +

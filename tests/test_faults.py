@@ -119,6 +119,7 @@ def _error_shape(response: requests.Response) -> dict:
 
 
 # PostgreSQL only: the outage is a cut TCP connection, and SQLite has no connection to cut.
+@pytest.mark.server
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_database_outage_answers_503_and_recovers_without_restart(app, database_url):
     pat = make_pat(make_user())
@@ -180,6 +181,7 @@ def _worker_pids(master: int) -> list[int]:
     return [int(p) for p in Path(f"/proc/{master}/task/{master}/children").read_text().split()]
 
 
+@pytest.mark.server
 def test_sigkilled_worker_loses_no_acknowledged_write(app, database_url):
     pat = make_pat(make_user())
     server = LiveServer(database_url, workers=2)

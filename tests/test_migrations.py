@@ -23,6 +23,8 @@ from bioweb.extensions import db
 from tests.conftest import PG_ADMIN_URL
 from tests.helpers import create_pg_database, drop_pg_database, flask_cli, make_app, make_device, make_user
 
+pytestmark = pytest.mark.slow  # every migration test runs `flask db` in a child process
+
 APP_TABLES = {table.name for table in db.metadata.sorted_tables}
 
 

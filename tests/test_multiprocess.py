@@ -40,6 +40,9 @@ from tests.helpers import (
     start_servers,
 )
 
+# Child processes throughout: gunicorn instances (the stack, marked server by conftest), gunicorn --print-config.
+pytestmark = pytest.mark.slow
+
 TIMEOUT = 30  # seconds, per HTTP request
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/11")  # a database number of our own
 
