@@ -88,6 +88,18 @@ def client(app):
 
 
 @pytest.fixture
+def csrf_app(database_url: str):
+    """Like `app`, but with real CSRF checks (log in with tests.helpers.log_in_with_csrf)."""
+    with app_with_database(database_url, WTF_CSRF_ENABLED=True) as app:
+        yield app
+
+
+@pytest.fixture
+def csrf_client(csrf_app):
+    return csrf_app.test_client()
+
+
+@pytest.fixture
 def runner(app):
     return app.test_cli_runner()
 

@@ -81,8 +81,9 @@ def make_device(user: User, code: str = "iPhone1,1", is_test_mode: bool = False)
 
 
 def basic(client_id: str, secret: str) -> dict[str, str]:
-    """An HTTP Basic Authorization header for client credentials."""
-    raw = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+    """An HTTP Basic Authorization header for client credentials (UTF-8; lone surrogates in
+    hostile test input are passed through as their bytes rather than refused here)."""
+    raw = base64.b64encode(f"{client_id}:{secret}".encode("utf-8", "surrogatepass")).decode()
     return {"Authorization": f"Basic {raw}"}
 
 
@@ -206,6 +207,15 @@ def log_in(client: Any, email: str = "ada@example.com", password: str = PASSWORD
     response = client.post("/login", data={"email": email, "password": password})
     assert response.status_code == 303, response.text
     return response
+
+
+def log_in_with_csrf(client: Any, email: str = "ada@example.com", password: str = PASSWORD) -> str:
+    """Log `client` in to an app that checks CSRF tokens (the `csrf_app` fixture), with the token
+    its login page carries, as a browser would. Returns that token (the pre-login session's)."""
+    token = input_value(client.get("/login").text, "csrf_token")
+    response = client.post("/login", data={"email": email, "password": password, "csrf_token": token})
+    assert response.status_code == 303, response.text
+    return token
 
 
 class IsolatedClient(FlaskClient):

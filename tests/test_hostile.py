@@ -22,6 +22,7 @@ from bioweb.extensions import db
 from bioweb.models import Device, Event, Tenant, Token, User
 from tests.helpers import (
     PASSWORD,
+    basic,
     bearer,
     input_value,
     isolate_requests,
@@ -372,11 +373,6 @@ def test_api_refuses_hostile_requests(world, corpus):
 # --- OAuth endpoints -----------------------------------------------------------------------------
 
 
-def _basic(user: str, password: str) -> dict[str, str]:
-    raw = f"{user}:{password}".encode("utf-8", "surrogatepass")
-    return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
-
-
 def _oauth_cases(world: World):
     good = {"grant_type": "client_credentials", "client_id": world.client_id, "client_secret": world.secret}
     token_nasty = [*NASTY, "bcr_" + "x" * 43, world.pat]
@@ -397,7 +393,7 @@ def _oauth_cases(world: World):
             "/token",
             {
                 "data": {"grant_type": "client_credentials"},
-                "headers": _basic(value, world.secret),
+                "headers": basic(value, world.secret),
             },
         )
         yield (
@@ -406,7 +402,7 @@ def _oauth_cases(world: World):
             "/token",
             {
                 "data": {"grant_type": "client_credentials"},
-                "headers": _basic(world.client_id, value),
+                "headers": basic(world.client_id, value),
             },
         )
     for header in [
@@ -476,7 +472,7 @@ def _oauth_cases(world: World):
                 path,
                 {"data": {"token": "x", "client_id": value, "client_secret": "x"}},
             )
-            yield "basic", "POST", path, {"data": {"token": value}, "headers": _basic(value, value)}
+            yield "basic", "POST", path, {"data": {"token": value}, "headers": basic(value, value)}
         yield (
             "no token",
             "POST",
@@ -493,7 +489,7 @@ def test_oauth_refuses_hostile_requests(world):
     problems = run_corpus(world, list(_oauth_cases(world)), oauth=True, counted=(Tenant, User, Device, Token))
     assert not problems, f"{len(problems)} bad answers:\n" + "\n".join(problems[:60])
     response = world.client.post(
-        "/token", data={"grant_type": "client_credentials"}, headers=_basic(world.client_id, world.secret)
+        "/token", data={"grant_type": "client_credentials"}, headers=basic(world.client_id, world.secret)
     )
     assert response.status_code == 200
 

@@ -4,7 +4,6 @@ operation, successes and errors, match the schemas it gives for their status cod
 
 from __future__ import annotations
 
-import base64
 import re
 from typing import Any
 
@@ -13,7 +12,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 from openapi_spec_validator import validate as validate_openapi
 
 from bioweb.api.openapi import document
-from tests.helpers import bearer, isolate_requests, make_app, make_device, make_pat, make_user
+from tests.helpers import basic, bearer, isolate_requests, make_app, make_device, make_pat, make_user
 
 DOCUMENTED_PREFIXES = ("/api/v1", "/token", "/.well-known", "/healthz")
 METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
@@ -128,10 +127,6 @@ def _refresh_token(client_id: str) -> str:
     return tokens.start_refresh_family(devices.find_client(client_id)).refresh_token
 
 
-def _basic(client_id: str, secret: str) -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()}
-
-
 def test_real_responses_match_the_document(app, spec):
     isolate_requests(app)
     client = app.test_client()
@@ -193,7 +188,7 @@ def test_real_responses_match_the_document(app, spec):
 
     # OAuth, with the device's credentials.
     token_body = check(
-        client.post("/token", data={"grant_type": "client_credentials"}, headers=_basic(client_id, secret)),
+        client.post("/token", data={"grant_type": "client_credentials"}, headers=basic(client_id, secret)),
         "/token",
         "post",
     )
@@ -222,7 +217,7 @@ def test_real_responses_match_the_document(app, spec):
     check(client.post("/token", data={**form, "grant_type": "password"}), "/token", "post")  # 400
     check(
         client.post(
-            "/token", data={"grant_type": "client_credentials"}, headers=_basic(client_id, "bcs_wrong")
+            "/token", data={"grant_type": "client_credentials"}, headers=basic(client_id, "bcs_wrong")
         ),
         "/token",
         "post",

@@ -10,7 +10,7 @@ from flask import abort
 from bioweb.extensions import db
 from bioweb.models import User
 from bioweb.security import check_password
-from tests.helpers import PASSWORD, app_with_database, input_value, log_in, make_user
+from tests.helpers import PASSWORD, app_with_database, input_value, log_in, log_in_with_csrf, make_user
 
 GOOD = {
     "email": "Grace@Example.com ",
@@ -211,12 +211,6 @@ def test_logged_in_people_skip_the_login_and_signup_forms(client):
 # --- CSRF (a real token check) -------------------------------------------------------------------
 
 
-@pytest.fixture
-def csrf_app(database_url):
-    with app_with_database(database_url, WTF_CSRF_ENABLED=True) as app:
-        yield app
-
-
 def test_forms_without_a_csrf_token_are_refused(csrf_app):
     client = csrf_app.test_client()
     make_user()
@@ -235,11 +229,7 @@ def test_forms_without_a_csrf_token_are_refused(csrf_app):
 def test_forms_with_the_pages_csrf_token_work_and_logout_needs_one(csrf_app):
     client = csrf_app.test_client()
     make_user()
-    token = input_value(client.get("/login").text, "csrf_token")
-    response = client.post(
-        "/login", data={"email": "ada@example.com", "password": PASSWORD, "csrf_token": token}
-    )
-    assert response.status_code == 303
+    token = log_in_with_csrf(client)
     # The token of the pre-login session is not the one after: the session was renewed.
     page = client.get("/devices")
     assert input_value(page.text, "csrf_token") != token

@@ -14,10 +14,9 @@ from bioweb.models import Device, DeviceState
 from bioweb.security import digest
 from bioweb.services import devices, tokens
 from tests.helpers import (
-    PASSWORD,
-    app_with_database,
     bearer,
     input_value,
+    log_in_with_csrf,
     make_device,
     make_user,
 )
@@ -281,22 +280,10 @@ def test_a_nonce_is_good_for_its_own_purpose_only(web, user):
 # --- CSRF ----------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def csrf_client(database_url):
-    with app_with_database(database_url, WTF_CSRF_ENABLED=True) as app:
-        yield app.test_client()
-
-
 def test_device_forms_need_the_csrf_token(csrf_client):
     user = make_user(email="csrf@example.com")
     device, secret = make_device(user)
-    token = input_value(csrf_client.get("/login").text, "csrf_token")
-    assert (
-        csrf_client.post(
-            "/login", data={"email": "csrf@example.com", "password": PASSWORD, "csrf_token": token}
-        ).status_code
-        == 303
-    )
+    log_in_with_csrf(csrf_client, "csrf@example.com")
     form = csrf_client.get("/devices/new").text
     data = {"manufacturer": "Apple", "device_code": "Watch6,1", "nonce": input_value(form, "nonce")}
     assert csrf_client.post("/devices/new", data=data).status_code == 400

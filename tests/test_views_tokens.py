@@ -12,10 +12,9 @@ from bioweb.extensions import db
 from bioweb.models import Token, TokenKind, utcnow
 from bioweb.security import digest
 from tests.helpers import (
-    PASSWORD,
-    app_with_database,
     bearer,
     input_value,
+    log_in_with_csrf,
     make_pat,
     make_user,
 )
@@ -153,17 +152,10 @@ def test_another_users_token_cannot_be_revoked(web, client):
     assert client.get("/api/v1/devices", headers=bearer(plaintext)).status_code == 200
 
 
-@pytest.fixture
-def csrf_client(database_url):
-    with app_with_database(database_url, WTF_CSRF_ENABLED=True) as app:
-        yield app.test_client()
-
-
 def test_token_forms_need_the_csrf_token(csrf_client):
     user = make_user(email="csrf@example.com")
     make_pat(user)
-    token = input_value(csrf_client.get("/login").text, "csrf_token")
-    csrf_client.post("/login", data={"email": "csrf@example.com", "password": PASSWORD, "csrf_token": token})
+    log_in_with_csrf(csrf_client, "csrf@example.com")
     page = csrf_client.get("/api-tokens").text
     data = {
         "name": "x",

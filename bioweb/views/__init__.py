@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from collections.abc import Callable
 from datetime import datetime
 from typing import Literal
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, Response, render_template, session
+from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 from flask_wtf.csrf import CSRFError
 from wtforms import Form
 
-from ..errors import AppError
+from ..errors import AppError, InvalidInput
+from ..forms import OnceForm
 from ..models import User
 
 NONCE_KEY = "_once"
@@ -71,6 +74,40 @@ def spend_nonce(nonce: str, result_id: int) -> None:
         if entry[0] == nonce:
             entry[2] = result_id
     session[NONCE_KEY] = entries
+
+
+def submit_once(
+    form: OnceForm,
+    purpose: str,
+    action: Callable[[], tuple[int, ResponseReturnValue]],
+    *,
+    used: Callable[[int | None], ResponseReturnValue],
+    expired: Callable[[], ResponseReturnValue],
+    invalid: Callable[[int], ResponseReturnValue],
+) -> ResponseReturnValue:
+    """The one-time submission flow of a POST that mints something (a secret shown once).
+
+    In order: a nonce already spent for `purpose` (reload, back, double post) answers
+    `used(id of what it created)`; one never issued here or aged out answers `expired()`; a form
+    that does not validate answers `invalid(status)`, and so does an InvalidInput from `action`
+    once its messages are on the form (status 400). Otherwise `action()` does the work
+    (committing via a service) and returns (id of what it created, response); the nonce is then
+    spent with that id and the response returned.
+    """
+    state, result_id = nonce_state(purpose, form.nonce.data)
+    if state == "used":
+        return used(result_id)
+    if state == "unknown":
+        return expired()
+    if not form.validate_on_submit():
+        return invalid(form_status(form))
+    try:
+        result_id, response = action()
+    except InvalidInput as error:
+        apply_service_error(form, error)
+        return invalid(400)
+    spend_nonce(form.nonce.data, result_id)
+    return response
 
 
 def safe_next(target: str | None) -> str | None:

@@ -8,25 +8,22 @@ by its spent nonce and redirected to the device page instead of minting anything
 from __future__ import annotations
 
 from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from .. import devicecodes
 from ..api.serializers import redirect_url
-from ..errors import InvalidInput
 from ..forms import OnceForm, RegisterDeviceForm
 from ..origin import current_origin
 from ..services import devices, events
 from ..services.events import Origin
 from . import (
-    apply_service_error,
     current_actor,
-    form_status,
     issue_nonce,
-    nonce_state,
     one_time_response,
     signed_in_only,
-    spend_nonce,
+    submit_once,
 )
 
 bp = Blueprint("devices", __name__, url_prefix="/devices")
@@ -96,27 +93,12 @@ def new() -> tuple[str, int]:
 
 
 @bp.post("/new")
-def create() -> Response | tuple[str, int]:
+def create() -> ResponseReturnValue:
     """Register a device and show its credentials once. A resubmitted form (reload, back, double
     post) finds its nonce spent and goes to the device it already created. Commits via the service."""
     form = RegisterDeviceForm()
-    state, device_id = nonce_state(NEW_PURPOSE, form.nonce.data)
-    if state == "used":
-        flash(
-            "That form was already sent, and the device it registered is below. Its secret was shown "
-            "only once: if you did not copy it, use Re-authorize to get a new one.",
-            "info",
-        )
-        return redirect(url_for(".detail", device_id=device_id), code=303)
-    if state == "unknown":
-        form.nonce.data = issue_nonce(NEW_PURPOSE)
-        form.form_errors.append(
-            "This form had expired, so nothing was registered. Check the details and send it again."
-        )
-        return _render_new(form, 400)
-    if not form.validate_on_submit():
-        return _render_new(form, form_status(form))
-    try:
+
+    def register() -> tuple[int, Response]:
         creds = devices.create_device(
             current_actor(),
             form.manufacturer.data,
@@ -124,11 +106,31 @@ def create() -> Response | tuple[str, int]:
             bool(form.is_test_mode.data),
             _origin(),
         )
-    except InvalidInput as error:
-        apply_service_error(form, error)
+        return creds.device.id, _credentials_page(creds, reauthorized=False)
+
+    def already_sent(device_id: int | None) -> Response:
+        flash(
+            "That form was already sent, and the device it registered is below. Its secret was shown "
+            "only once: if you did not copy it, use Re-authorize to get a new one.",
+            "info",
+        )
+        return redirect(url_for(".detail", device_id=device_id), code=303)
+
+    def expired() -> tuple[str, int]:
+        form.nonce.data = issue_nonce(NEW_PURPOSE)
+        form.form_errors.append(
+            "This form had expired, so nothing was registered. Check the details and send it again."
+        )
         return _render_new(form, 400)
-    spend_nonce(form.nonce.data, creds.device.id)
-    return _credentials_page(creds, reauthorized=False)
+
+    return submit_once(
+        form,
+        NEW_PURPOSE,
+        register,
+        used=already_sent,
+        expired=expired,
+        invalid=lambda status: _render_new(form, status),
+    )
 
 
 def _credentials_page(creds: devices.Credentials, reauthorized: bool) -> Response:
@@ -186,22 +188,31 @@ def confirm_authorize(device_id: int) -> str:
 
 
 @bp.post("/<int:device_id>/authorize")
-def authorize(device_id: int) -> Response:
+def authorize(device_id: int) -> ResponseReturnValue:
     """Give the device a new secret (and make it active); show the secret once. Commits via the service."""
     device = devices.get_device(current_actor(), device_id)
-    form = OnceForm()
-    purpose = _authorize_purpose(device.id)
-    state, _ = nonce_state(purpose, form.nonce.data)
-    if state == "used":
+
+    def reauthorize() -> tuple[int, Response]:
+        creds = devices.authorize_device(current_actor(), device.id, _origin())
+        return device.id, _credentials_page(creds, reauthorized=True)
+
+    def already_done(_: int | None) -> Response:
         flash(
             "That re-authorization was already done; its secret was shown only once. "
             "If you did not copy it, re-authorize again.",
             "info",
         )
         return redirect(url_for(".detail", device_id=device.id), code=303)
-    if state == "unknown" or not form.validate_on_submit():
+
+    def expired(*_: int) -> Response:
         flash("That form had expired, so nothing was changed. Confirm again to get a new secret.", "error")
         return redirect(url_for(".confirm_authorize", device_id=device.id), code=303)
-    creds = devices.authorize_device(current_actor(), device.id, _origin())
-    spend_nonce(form.nonce.data, device.id)
-    return _credentials_page(creds, reauthorized=True)
+
+    return submit_once(
+        OnceForm(),
+        _authorize_purpose(device.id),
+        reauthorize,
+        used=already_done,
+        expired=expired,
+        invalid=expired,
+    )

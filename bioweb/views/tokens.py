@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, url_for
+from flask.typing import ResponseReturnValue
 from werkzeug.wrappers import Response
 
-from ..errors import InvalidInput
 from ..forms import PersonalTokenForm
 from ..services import tokens
 from . import (
-    apply_service_error,
     current_actor,
     issue_nonce,
-    nonce_state,
     one_time_response,
     signed_in_only,
-    spend_nonce,
+    submit_once,
 )
 
 # Personal access tokens for the API; "/token..." itself is the OAuth endpoints' space.
@@ -41,32 +39,39 @@ def index() -> tuple[str, int]:
 
 
 @bp.post("")
-def create() -> Response | tuple[str, int]:
+def create() -> ResponseReturnValue:
     """Create a token and show it once; a resubmission goes back to the list. Commits via the service."""
     form = PersonalTokenForm()
-    state, _ = nonce_state(NEW_PURPOSE, form.nonce.data)
-    if state == "used":
+
+    def create_token() -> tuple[int, Response]:
+        token, plaintext = tokens.create_personal_token(
+            current_actor(), form.name.data, " ".join(form.scopes.data), form.expiry_days()
+        )
+        return token.id, one_time_response(
+            render_template("tokens/created.html", token=token, plaintext=plaintext)
+        )
+
+    def already_sent(_: int | None) -> Response:
         flash(
             "That form was already sent and the token is in the list below. It was shown only once: "
             "if you did not copy it, revoke it and create another.",
             "info",
         )
         return redirect(url_for(".index"), code=303)
-    if state == "unknown":
+
+    def expired() -> tuple[str, int]:
         form.nonce.data = issue_nonce(NEW_PURPOSE)
         form.form_errors.append("This form had expired, so no token was created. Check it and send it again.")
         return _render_index(form, 400)
-    if not form.validate_on_submit():
-        return _render_index(form, 400)
-    try:
-        token, plaintext = tokens.create_personal_token(
-            current_actor(), form.name.data, " ".join(form.scopes.data), form.expiry_days()
-        )
-    except InvalidInput as error:
-        apply_service_error(form, error)
-        return _render_index(form, 400)
-    spend_nonce(form.nonce.data, token.id)
-    return one_time_response(render_template("tokens/created.html", token=token, plaintext=plaintext))
+
+    return submit_once(
+        form,
+        NEW_PURPOSE,
+        create_token,
+        used=already_sent,
+        expired=expired,
+        invalid=lambda _status: _render_index(form, 400),
+    )
 
 
 @bp.post("/<int:token_id>/revoke")
