@@ -167,11 +167,11 @@ def add_probe_routes(app) -> None:
     JSON view, and the same behind the bearer check, to split a request's cost into layers."""
     from flask import jsonify
 
-    from bioweb.oauth import require_oauth
+    from bioweb.bearer import require_token
 
     app.add_url_rule("/bench/noop", "bench_noop", lambda: jsonify(status="ok"))
 
-    @require_oauth("devices:read")
+    @require_token("devices:read")
     def bench_auth():
         return jsonify(status="ok")
 
@@ -188,7 +188,7 @@ def layers(app, data: seed.LoadData, repeat: int) -> None:
         ("bare Flask app (bench/baseline.py)", lambda: bare.get("/api/v1/x")),
         ("bioweb app, no-op JSON view (hooks, extensions)", lambda: client.get("/bench/noop")),
         (
-            "bioweb app, no-op view behind require_oauth (PAT)",
+            "bioweb app, no-op view behind require_token (PAT)",
             lambda: client.get("/api/v1/bench-auth", headers=auth),
         ),
         ("GET /api/v1/device/<id> (PAT)", lambda: client.get(f"/api/v1/device/{device.id}", headers=auth)),
@@ -224,7 +224,7 @@ def micro(data: seed.LoadData, repeat: int) -> None:
     raw_params = (digest(user.pat),) if db.engine.dialect.name == "sqlite" else {"digest": digest(user.pat)}
 
     def orm() -> None:
-        tokens.find_token(user.pat)
+        tokens.find_personal_token(user.pat)
         db.session.remove()
 
     def core_lookup() -> None:
@@ -236,7 +236,7 @@ def micro(data: seed.LoadData, repeat: int) -> None:
             conn.exec_driver_sql(raw_sql, raw_params).first()
 
     for label, fn in (
-        ("ORM, services.tokens.find_token (joinedload user + device, full rows)", orm),
+        ("services.tokens.find_personal_token (session, one joined query)", orm),
         ("Core select of the 11 columns the check needs", core_lookup),
         ("driver SQL, same statement", raw_lookup),
     ):
@@ -290,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite:///{tmp}/hotpaths.db"
-        app = create_app({"SQLALCHEMY_DATABASE_URI": url})
+        app = create_app({"SQLALCHEMY_DATABASE_URI": url, "BIOWEB_TOKEN_KEYS": seed.TOKEN_KEYS})
         with app.app_context():
             db.create_all()
             engine = db.engine

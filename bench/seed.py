@@ -10,7 +10,6 @@ memory and never written anywhere.
 
 from __future__ import annotations
 
-import base64
 import random
 import secrets
 import uuid
@@ -23,9 +22,31 @@ import sqlalchemy as sa
 
 from bioweb import devicecodes
 from bioweb.models import Device, DeviceState, Tenant, Token, TokenKind, User
-from bioweb.security import ACCESS_PREFIX, PAT_PREFIX, REFRESH_PREFIX, SECRET_PREFIX, digest, hash_password
+from bioweb.security import PAT_PREFIX, SECRET_PREFIX, digest, hash_password
+from bioweb.signing import TokenSigner
 
 CHUNK = 50_000
+# The servers under test sign and verify device access tokens with this key (made per run)
+# and this issuer (bioweb's default base URL); the seed signs the tokens the load presents.
+TOKEN_KEYS = "bench:" + secrets.token_urlsafe(32)
+ISSUER = "http://127.0.0.1:8000"
+SIGNER = TokenSigner(TOKEN_KEYS, ISSUER, ISSUER + "/api/v1")
+
+
+def device_access_token(device_id: int, user_id: int, tenant_id: int, client_id: str) -> str:
+    """A signed access token for a seeded device (generation 1), as /token would mint it."""
+    return SIGNER.sign(
+        client_id=client_id,
+        scope=DEVICE_SCOPE,
+        device_id=device_id,
+        user_id=user_id,
+        tenant_id=tenant_id,
+        generation=1,
+        secret_slot=1,
+        expires_in=24 * 3600,
+    )
+
+
 PAT_SCOPE = "devices:read devices:write"
 DEVICE_SCOPE = "device"
 
@@ -186,10 +207,10 @@ def seed_load_data(
 ) -> LoadData:
     """Seed `users` users over a few tenants, each with `devices_per_user` devices.
 
-    Every user gets one PAT (both scopes). Every device gets an access and a refresh token
-    from one client-credentials grant; a disabled device's tokens are revoked, as
-    `services.devices.disable_device` would leave them. Deterministic apart from the
-    random credentials. One transaction.
+    Every user gets one PAT (both scopes). Every active device gets a signed access token
+    (no row: device tokens are stored nowhere); a disabled device's generation has moved on,
+    as `services.devices.disable_device` leaves it. Deterministic apart from the random
+    credentials. One transaction.
     """
     rng = random.Random(6)
     codes = devicecodes.all_codes()
@@ -259,43 +280,13 @@ def seed_load_data(
                         "state": int(DeviceState.ACTIVE if active else DeviceState.DISABLED),
                         "client_id": client_id,
                         "client_secret_digest": digest(secret),
+                        "credential_generation": 1 if active else 2,
                         "created_time": created,
                         "modified_time": created,
                         "last_active_time": created + (now - created) * rng.random(),
                     }
                 )
-                access, refresh = _token(ACCESS_PREFIX), _token(REFRESH_PREFIX)
-                family = uuid.uuid4().hex
-                issued = now - timedelta(minutes=rng.randrange(1, 50))
-                revoked = None if active else issued
-                device_token = {
-                    "name": "",
-                    "scope": DEVICE_SCOPE,
-                    "user_id": user_id,
-                    "device_id": device_id,
-                    "family": family,
-                    "created_time": issued,
-                    "revoked_time": revoked,
-                }
-                token_rows.append(
-                    {
-                        **device_token,
-                        "id": token_id,
-                        "kind": TokenKind.ACCESS.value,
-                        "digest": digest(access),
-                        "expires_time": issued + timedelta(hours=1),
-                    }
-                )
-                token_rows.append(
-                    {
-                        **device_token,
-                        "id": token_id + 1,
-                        "kind": TokenKind.REFRESH.value,
-                        "digest": digest(refresh),
-                        "expires_time": issued + timedelta(days=30),
-                    }
-                )
-                token_id += 2
+                access = device_access_token(device_id, user_id, tenant_id, client_id)
                 user.device_ids.append(device_id)
                 if active:
                     seeded_devices.append(SeededDevice(device_id, user_id, client_id, secret, access))
@@ -362,6 +353,8 @@ def seed_scale_data(engine: sa.Engine, devices: int = 1_000_000, sample_size: in
         # random secrets would only slow the seeding down.
         secret_digest = digest(_token(SECRET_PREFIX))
 
+        client_ids = [secrets.token_hex(8) for _ in range(devices)]
+
         def device_rows() -> Iterator[Row]:
             for i in range(devices):
                 entry = codes[rng.randrange(len(codes))]
@@ -376,37 +369,26 @@ def seed_scale_data(engine: sa.Engine, devices: int = 1_000_000, sample_size: in
                     "product_name": entry.product_name,
                     "is_test_mode": False,
                     "state": int(DeviceState.ACTIVE),
-                    "client_id": secrets.token_hex(8),
+                    "client_id": client_ids[i],
                     "client_secret_digest": secret_digest,
+                    "credential_generation": 1,
                     "created_time": created,
                     "modified_time": created,
                     "last_active_time": created,
                 }
 
         writer.insert(Device, device_rows())
-        sample: list[SeededDevice] = []
-        sample_from = devices - sample_size
-
-        def token_rows() -> Iterator[Row]:
-            for i in range(devices):
-                access = (
-                    ACCESS_PREFIX + base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
-                )
-                if i >= sample_from:
-                    sample.append(SeededDevice(first_device + i, user_id, "", "", access))
-                yield {
-                    "id": first_token + 1 + i,
-                    "kind": TokenKind.ACCESS.value,
-                    "digest": digest(access),
-                    "name": "",
-                    "scope": DEVICE_SCOPE,
-                    "user_id": user_id,
-                    "device_id": first_device + i,
-                    "created_time": now,
-                    "expires_time": now + timedelta(days=1),
-                }
-
-        writer.insert(Token, token_rows())
+        # Device access tokens have no rows; the sample (the last devices) gets signed ones.
+        sample = [
+            SeededDevice(
+                first_device + i,
+                user_id,
+                client_ids[i],
+                "",
+                device_access_token(first_device + i, user_id, tenant_id, client_ids[i]),
+            )
+            for i in range(max(0, devices - sample_size), devices)
+        ]
         writer.fix_sequences(Tenant, User, Device, Token)
     if engine.dialect.name == "postgresql":
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:

@@ -7,7 +7,7 @@ thread owns a few devices and loops over a weighted mix of the published calls:
 
     list (a page, sometimes the next one)   read (PAT, or the device's own token)
     create                                  /token (client credentials)
-    refresh (rotating)                      disable, then re-authorize (new secret)
+    revoke (the device's access tokens)     disable, then re-authorize (new secret)
 
 Every answer must be the one the contract promises (an error is any other status, or a
 transport failure). Worker memory (VmRSS) is sampled every minute. At the end it prints the
@@ -45,7 +45,7 @@ MIX = {
     "read_own": 10,
     "create": 8,
     "token": 14,
-    "refresh": 10,
+    "revoke": 10,
     "reauthorize": 8,
 }
 
@@ -71,7 +71,6 @@ class OwnDevice:
     id: int
     client_id: str
     secret: str
-    refresh_token: str | None = None
     access_token: str | None = None
 
 
@@ -146,7 +145,7 @@ class Client(threading.Thread):
         )
         if response is not None:
             body = response.json()
-            device.access_token, device.refresh_token = body["access_token"], body["refresh_token"]
+            device.access_token = body["access_token"]
 
     def step(self) -> None:
         kind = self.rng.choices(self.kinds, self.weights)[0]
@@ -175,23 +174,27 @@ class Client(threading.Thread):
                 )
         elif kind == "token":
             self.token(device)
-        elif kind == "refresh":
-            if device.refresh_token is None:
+        elif kind == "revoke":
+            if device.access_token is None:
                 self.token(device)
                 return
-            response = self.call(
-                "refresh",
+            if self.call(
+                "revoke",
                 "POST",
-                "/token",
+                "/token/revoke",
                 200,
-                data={"grant_type": "refresh_token", "refresh_token": device.refresh_token},
+                data={"token": device.access_token},
                 auth=(device.client_id, device.secret),
-            )
-            if response is not None:
-                body = response.json()
-                device.access_token, device.refresh_token = body["access_token"], body["refresh_token"]
-            else:
-                device.refresh_token = None
+            ):
+                # Revocation ends every access token of the device: the next read must be refused.
+                self.call(
+                    "read_own_revoked",
+                    "GET",
+                    f"/api/v1/device/{device.id}",
+                    401,
+                    headers={"Authorization": f"Bearer {device.access_token}"},
+                )
+                device.access_token = None
         elif kind == "reauthorize":
             if self.call("disable", "DELETE", f"/api/v1/device/{device.id}", 204, headers=self.auth) is None:
                 return
@@ -213,7 +216,7 @@ class Client(threading.Thread):
             )
             if response is not None:
                 device.secret = response.json()["oauth2_client_secret"]
-                device.access_token = device.refresh_token = None
+                device.access_token = None
 
     def run(self) -> None:
         for _ in range(2):

@@ -25,8 +25,8 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from flask import Response, g, request
 
+from . import reads
 from .errors import json_error
-from .extensions import db
 from .models import Device, DeviceState, utcnow
 from .origin import current_origin
 from .security import ACCESS_PREFIX, PAT_PREFIX
@@ -59,7 +59,7 @@ def authenticate(authorization: str | None) -> Principal | Response:
         claims = token_service.signer().verify(token)
         if claims is None:
             return _challenge(401, "invalid_token", _INVALID)
-        device = db.session.execute(_DEVICE_BY_ID, {"id": claims.device_id}).first()
+        device = reads.first(_DEVICE_BY_ID, {"id": claims.device_id})
         if (
             device is None
             or device.state != DeviceState.ACTIVE

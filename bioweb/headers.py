@@ -7,7 +7,10 @@ responses carry Strict-Transport-Security.
 
 from __future__ import annotations
 
-from flask import Flask, Response, current_app
+from flask import Flask, Request, Response, current_app
+from flask.sessions import SecureCookieSessionInterface, SessionMixin
+
+from .errors import wants_json
 
 # No inline script and no inline style anywhere: everything comes from /static.
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -40,11 +43,26 @@ HSTS = "max-age=31536000; includeSubDomains"
 
 
 def add_security_headers(response: Response) -> Response:
-    for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
-    if current_app.config["BIOWEB_SECURE_COOKIES"]:
-        response.headers.setdefault("Strict-Transport-Security", HSTS)
+    """Every security header the view did not set itself, added in one pass (every response
+    pays for this, so it scans the headers once rather than once per header)."""
+    present = {name.lower() for name in response.headers.keys()}
+    missing = [(name, value) for name, value in SECURITY_HEADERS.items() if name.lower() not in present]
+    if current_app.config["BIOWEB_SECURE_COOKIES"] and "strict-transport-security" not in present:
+        missing.append(("Strict-Transport-Security", HSTS))
+    response.headers.extend(missing)
     return response
+
+
+class PagesOnlySessions(SecureCookieSessionInterface):
+    """Cookie sessions for the dashboard only. The JSON API and the OAuth endpoints
+    authenticate every request by its bearer token or client credentials, never by a cookie:
+    there they get a null session, so a stray cookie means nothing and no request pays for
+    reading one."""
+
+    def open_session(self, app: Flask, request: Request) -> SessionMixin | None:
+        if wants_json():
+            return self.make_null_session(app)
+        return super().open_session(app, request)
 
 
 def configure_cookies(app: Flask) -> None:
@@ -59,4 +77,5 @@ def configure_cookies(app: Flask) -> None:
 
 def init_app(app: Flask) -> None:
     configure_cookies(app)
+    app.session_interface = PagesOnlySessions()
     app.after_request(add_security_headers)

@@ -38,6 +38,18 @@ class UTCDateTime(sa.TypeDecorator):
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
+    def result_processor(self, dialect, coltype):
+        if dialect.name != "sqlite":
+            return super().result_processor(dialect, coltype)
+
+        # SQLite keeps SQLAlchemy's 'YYYY-MM-DD HH:MM:SS.ffffff' text, naive UTC: one C-level
+        # parse with the offset appended, instead of a regex parse and then a replace(). A
+        # page of 100 devices reads 400 of these.
+        def to_utc(value: str | None) -> datetime | None:
+            return None if value is None else datetime.fromisoformat(value + "+00:00")
+
+        return to_utc
+
 
 class DeviceState(enum.IntEnum):
     ACTIVE = 1

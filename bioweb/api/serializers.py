@@ -8,26 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import sqlalchemy as sa
 from flask import current_app
 
 from ..models import Device, Event
-from ..services.devices import Credentials
+from ..services.devices import SUMMARY_COLUMNS, Credentials
 
 
-def device_summary(device: Device) -> dict[str, Any]:
-    """One entry of the device list."""
-    return {
-        "id": device.id,
-        "uuid": device.uuid,
-        "manufacturer": device.manufacturer,
-        "code": device.code,
-        "product_name": device.product_name,
-        "is_test_mode": device.is_test_mode,
-        "state": device.state,
-        "created_time": device.created_time,
-        "modified_time": device.modified_time,
-        "last_active_time": device.last_active_time,
-    }
+def device_summary(device: sa.Row) -> dict[str, Any]:
+    """One entry of the device list: a row of services.devices.SUMMARY_COLUMNS, as it is."""
+    return dict(zip(SUMMARY_COLUMNS, device, strict=True))
 
 
 def device_detail(device: Device) -> dict[str, Any]:

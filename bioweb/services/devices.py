@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Literal
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from .. import devicecodes
+from .. import devicecodes, reads
 from ..errors import InvalidInput, NotFound
 from ..extensions import db
 from ..models import MAX_ID, Device, DeviceState, EventKind, User, utcnow
@@ -83,6 +84,12 @@ def create_device(
     raise RuntimeError("could not allocate a unique client id")
 
 
+_READ_DEVICE = sa.select(_devices).where(
+    _devices.c.id == sa.bindparam("id"), _devices.c.user_id == sa.bindparam("user_id")
+)
+_FIND_CLIENT = sa.select(_devices).where(_devices.c.client_id == sa.bindparam("client_id"))
+
+
 def read_device(actor: Actor, device_id: int) -> sa.Row:
     """The actor's device `device_id` as a read-only row (attribute access like a Device).
 
@@ -96,9 +103,7 @@ def read_device(actor: Actor, device_id: int) -> sa.Row:
         return actor.device
     row = None
     if 0 < device_id <= MAX_ID:
-        row = db.session.execute(
-            sa.select(_devices).where(_devices.c.id == device_id, _devices.c.user_id == actor.id)
-        ).first()
+        row = reads.first(_READ_DEVICE, {"id": device_id, "user_id": actor.id})
     if row is None:
         raise NotFound(f"You have no device with id {device_id}.")
     return row
@@ -112,6 +117,49 @@ def get_device(actor: Actor, device_id: int) -> Device:
     return device
 
 
+# The columns of a device in a list (API list entry and dashboard table), in answer order.
+SUMMARY_COLUMNS = (
+    "id",
+    "uuid",
+    "manufacturer",
+    "code",
+    "product_name",
+    "is_test_mode",
+    "state",
+    "created_time",
+    "modified_time",
+    "last_active_time",
+)
+
+
+@functools.lru_cache(maxsize=64)
+def _page_statement(sort_field: str, sort_order: SortOrder, after_cursor: bool) -> sa.Select:
+    """The keyset page query for one sort, built once per process (parameters bound per call)."""
+    column, ident = _devices.c[sort_field], _devices.c.id
+    query = sa.select(*(_devices.c[name] for name in SUMMARY_COLUMNS)).where(
+        _devices.c.user_id == sa.bindparam("user_id")
+    )
+    if after_cursor:
+        if sort_field == "id":
+            key, cursor = ident, sa.bindparam("cursor_id")
+        else:
+            key = sa.tuple_(column, ident)
+            cursor = sa.tuple_(sa.bindparam("cursor_value", type_=column.type), sa.bindparam("cursor_id"))
+        query = query.where(key > cursor if sort_order == "asc" else key < cursor)
+    direction = sa.asc if sort_order == "asc" else sa.desc
+    order = [direction(ident)] if sort_field == "id" else [direction(column), direction(ident)]
+    return query.order_by(*order).limit(sa.bindparam("limit"))
+
+
+_CURSOR_VALUES = {
+    field: sa.select(_devices.c[field]).where(
+        _devices.c.id == sa.bindparam("id"), _devices.c.user_id == sa.bindparam("user_id")
+    )
+    for field in SORT_FIELDS
+}
+_DEVICE_COUNT = sa.select(_users.c.device_count).where(_users.c.id == sa.bindparam("user_id"))
+
+
 def list_devices(
     actor: Actor,
     offset: int = 0,
@@ -119,34 +167,23 @@ def list_devices(
     sort_order: SortOrder = "asc",
     sort_field: str = "id",
 ) -> Page:
-    """One keyset page of the actor's devices.
+    """One keyset page of the actor's devices (rows of SUMMARY_COLUMNS).
 
     `offset` is an id cursor: results come after the device with that id in the requested
     order (0: from the start). Ties on `sort_field` are broken by id, so pages never skip or
     repeat a record. The cost of a page does not depend on its depth. Raises InvalidInput
     when a non-zero cursor names no device of the actor's under a non-id sort.
     """
-    column = _devices.c[sort_field]
-    query = sa.select(_devices).where(_devices.c.user_id == actor.id)
-    if offset:
-        if sort_field == "id":
-            key, cursor = _devices.c.id, offset
-        else:
-            value = db.session.scalar(
-                sa.select(column).where(_devices.c.id == offset, _devices.c.user_id == actor.id)
-            )
+    params: dict[str, object] = {"user_id": actor.id, "limit": limit, "cursor_id": offset}
+    with reads.connection() as conn:
+        if offset and sort_field != "id":
+            value = conn.execute(_CURSOR_VALUES[sort_field], {"id": offset, "user_id": actor.id}).scalar()
             if value is None:
                 message = f"offset {offset} is not the id of one of your devices."
                 raise InvalidInput(message, {"offset": [message]})
-            key, cursor = sa.tuple_(column, _devices.c.id), sa.tuple_(sa.literal(value, column.type), offset)
-        query = query.where(key > cursor if sort_order == "asc" else key < cursor)
-    direction = sa.asc if sort_order == "asc" else sa.desc
-    order = (
-        [direction(_devices.c.id)] if sort_field == "id" else [direction(column), direction(_devices.c.id)]
-    )
-    # Plain rows, not ORM objects: a page is read-only, and building 1000 objects is the cost.
-    results = list(db.session.execute(query.order_by(*order).limit(limit)))
-    count = db.session.scalar(sa.select(_users.c.device_count).where(_users.c.id == actor.id)) or 0
+            params["cursor_value"] = value
+        results = conn.execute(_page_statement(sort_field, sort_order, bool(offset)), params).all()
+        count = conn.execute(_DEVICE_COUNT, {"user_id": actor.id}).scalar() or 0
     return Page(results, count, results[-1].id if results else None)
 
 
@@ -188,4 +225,4 @@ def find_client(client_id: str) -> sa.Row | None:
     """The device whose OAuth client id is `client_id` (any state) as a read-only row, or None."""
     if "\x00" in client_id:  # no stored id has one, and PostgreSQL refuses NUL in text
         return None
-    return db.session.execute(sa.select(_devices).where(_devices.c.client_id == client_id)).first()
+    return reads.first(_FIND_CLIENT, {"client_id": client_id})

@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 
+from .. import reads
 from ..errors import InvalidInput, NotFound
 from ..extensions import db
 from ..models import MAX_ID, Device, EventKind, Token, TokenKind, User, utcnow
@@ -190,7 +191,7 @@ _FIND_PAT = (
 
 def find_personal_token(plaintext: str) -> PersonalToken | None:
     """The PAT stored for `plaintext` with its user's tenant, usable or not; None if unknown."""
-    row = db.session.execute(_FIND_PAT, {"digest": digest(plaintext)}).first()
+    row = reads.first(_FIND_PAT, {"digest": digest(plaintext)})
     return PersonalToken(*row) if row is not None else None
 
 
