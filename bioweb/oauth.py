@@ -102,7 +102,9 @@ def _parse_presented_client() -> PresentedClient | None:
         client_id, sep, secret = decoded.partition(":")
         if not sep:
             raise CredentialsProblem(
-                401, "invalid_client", "The Basic credentials are not base64 of UTF-8 'client_id:client_secret'."
+                401,
+                "invalid_client",
+                "The Basic credentials are not base64 of UTF-8 'client_id:client_secret'.",
             )
         # RFC 6749 2.3.1: both halves are form-urlencoded before they are joined.
         basic = PresentedClient("client_secret_basic", unquote_plus(client_id), unquote_plus(secret))
@@ -236,7 +238,8 @@ class BioAuthorizationServer(AuthorizationServer):
         if device.state != DeviceState.ACTIVE:
             events.record_failed_authentication(device, current_origin("anonymous"))
             raise InvalidClientError(status_code=401, description=DISABLED)
-        request.auth_method = presented.method
+        if request is not None:  # Authlib's request object, when Authlib asks
+            request.auth_method = presented.method
         return DeviceClient(device)
 
     def validate_requested_scope(self, scope: str | None) -> None:
@@ -251,7 +254,9 @@ class BioAuthorizationServer(AuthorizationServer):
     def handle_error_response(self, request, error: OAuth2Error) -> Response:
         description = error.description
         if isinstance(error, UnsupportedGrantTypeError):
-            description = f"The grant type {error.grant_type!r} is not supported here. " + DESCRIPTIONS[error.error]
+            description = (
+                f"The grant type {error.grant_type!r} is not supported here. " + DESCRIPTIONS[error.error]
+            )
         return oauth_error(error.status_code, error.error, description)
 
 
@@ -281,14 +286,28 @@ def token_body(issued: tokens.IssuedTokens) -> dict[str, Any]:
     return body
 
 
-class ClientCredentialsGrant(grants.ClientCredentialsGrant):
-    TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
+TOKEN_HEADERS = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
-    def create_token_response(self):
-        # RFC 6749 4.4.3: no refresh token; the device holds its secret and asks again.
-        device = self.client.device
-        issued = tokens.issue_device_token(device, current_origin(f"device:{device.id}"))
-        return 200, token_body(issued), self.TOKEN_RESPONSE_HEADER
+
+def client_credentials_grant() -> Response:
+    """RFC 6749 4.4: authenticate the device, check the scope, sign. No refresh token
+    (4.4.3): the device holds its secret and asks again.
+
+    The hottest request devices make, so it runs without Authlib's per-request grant objects:
+    measured in process, they cost more than the work itself (authentication, scope and
+    errors were bioweb's own already; see bench/RESULTS.md).
+    """
+    server = _server()
+    try:
+        client = server.authenticate_client(None, AUTH_METHODS)
+        server.validate_requested_scope(request.form.get("scope"))
+    except OAuth2Error as error:
+        return server.handle_error_response(None, error)
+    device = client.device
+    issued = tokens.issue_device_token(device, current_origin(f"device:{device.id}"))
+    response = current_app.json.response(token_body(issued))
+    response.headers.update(TOKEN_HEADERS)
+    return response
 
 
 class RefreshTokenGrant(grants.RefreshTokenGrant):
@@ -427,7 +446,9 @@ def _front_gate() -> Response | None:
         )
     repeated = sorted(name for name, values in request.form.lists() if len(values) > 1)
     if repeated:
-        return oauth_error(400, "invalid_request", f"Send each parameter once; repeated: {', '.join(repeated)}.")
+        return oauth_error(
+            400, "invalid_request", f"Send each parameter once; repeated: {', '.join(repeated)}."
+        )
     try:
         presented_client()
     except CredentialsProblem as problem:
@@ -444,8 +465,12 @@ def _server() -> BioAuthorizationServer:
 def issue_token():
     if not request.form.get("grant_type"):
         return oauth_error(
-            400, "invalid_request", "The parameter grant_type is missing; devices send grant_type=client_credentials."
+            400,
+            "invalid_request",
+            "The parameter grant_type is missing; devices send grant_type=client_credentials.",
         )
+    if request.form["grant_type"] == "client_credentials":
+        return client_credentials_grant()
     return _server().create_token_response()
 
 
@@ -485,7 +510,6 @@ def init_app(app: Flask) -> None:
     base = app.config["BIOWEB_BASE_URL"]
     app.extensions["bioweb.signer"] = TokenSigner(app.config["BIOWEB_TOKEN_KEYS"], base, f"{base}/api/v1")
     server = BioAuthorizationServer(app, query_client=devices.find_client)
-    server.register_grant(ClientCredentialsGrant)
     server.register_grant(RefreshTokenGrant)
     server.register_endpoint(Revocation)
     server.register_endpoint(Introspection)
