@@ -12,7 +12,7 @@ from werkzeug.routing import IntegerConverter
 
 from . import config as config_module
 from .errors import json_error, register_error_handlers
-from .extensions import FastJSONProvider, csrf, db, limiter, login_manager, migrate
+from .extensions import FastJSONProvider, csrf, db, limiter, login_manager
 from .models import MAX_ID
 from .security import install_log_redaction, load_user
 
@@ -74,7 +74,6 @@ def register_extensions(app: Flask) -> None:
         connect_args = options.setdefault("connect_args", {})
         connect_args.setdefault("connect_timeout", app.config["BIOWEB_DB_CONNECT_TIMEOUT"])
     db.init_app(app)
-    migrate.init_app(app, db, directory=str(MIGRATIONS), render_as_batch=True)
     login_manager.init_app(app)
     login_manager.user_loader(load_user)
     login_manager.login_view = "auth.login"
@@ -116,7 +115,8 @@ def register_blueprints(app: Flask) -> None:
 
 
 def register_cli(app: Flask) -> None:
-    from .cli import tokens_cli, users_cli
+    from .cli import MigrationCommands, tokens_cli, users_cli
 
     app.cli.add_command(users_cli)
     app.cli.add_command(tokens_cli)
+    app.cli.add_command(MigrationCommands(app, MIGRATIONS))
