@@ -28,9 +28,10 @@ PG_ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.
 # test body, `slow`) themselves.
 MODULE_MARKERS = {"test_browser.py": ("browser", "server"), "test_fuzz.py": ("fuzz", "server", "slow")}
 SERVER_FIXTURES = {"live_server", "stack"}  # stack: test_multiprocess's two gunicorn instances
-# Modules whose module-scoped fixture is costly (two gunicorn pairs, Chromium) run on one xdist
-# worker (`make test` uses --dist loadgroup), so it is set up once, not once per worker.
-XDIST_GROUPED = {"test_multiprocess.py", "test_browser.py"}
+# Tests sharing a costly module-scoped fixture run on one xdist worker (`make test` uses --dist
+# loadgroup), so it is set up once, not once per worker: Chromium, and each of the two stacks
+# (one per database) of test_multiprocess, which may then run on different workers.
+XDIST_GROUPS = {"browser": "browser", "stack": "stack-{stack}"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -45,8 +46,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             names.add("postgres")
         for name in sorted(names):
             item.add_marker(name)
-        if item.path.name in XDIST_GROUPED:
-            item.add_marker(pytest.mark.xdist_group(item.path.stem))
+        for fixture, group in XDIST_GROUPS.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(pytest.mark.xdist_group(group.format(**params)))
 
 
 @pytest.fixture(scope="session")
