@@ -394,6 +394,17 @@ def test_token_request_errors_say_what_to_do(client, device, request_kwargs, sta
     assert says in body["error_description"]
 
 
+def test_no_content_answers_carry_no_content_type(client, pat, device):
+    for response in (
+        client.delete(f"/api/v1/device/{device[0].id}", headers=bearer(pat)),
+        client.delete(
+            f"/api/v1/data-submission/device-authorize?device_id={device[0].id}", headers=bearer(pat)
+        ),
+    ):
+        assert response.status_code == 204 and response.data == b""
+        assert "Content-Type" not in response.headers
+
+
 def test_token_endpoint_refuses_get(client):
     assert client.get("/token").status_code == 405
     assert client.get("/token").get_json()["error"] == "method_not_allowed"
@@ -680,7 +691,12 @@ def test_successful_requests_never_spend_the_failure_allowance(database_url):
     ) as app:
         creds = make_device(make_user("rl@example.com"))
         client = app.test_client()
-        assert {get_token(client, creds).status_code for _ in range(10)} == {200}
+        answers = [get_token(client, creds) for _ in range(10)]
+        assert {a.status_code for a in answers} == {200}
+        # Successful answers carry no rate-limit noise.
+        assert not any(
+            h.lower().startswith(("retry-after", "x-ratelimit")) for a in answers for h in a.headers.keys()
+        )
         assert [get_token(client, (creds[0], "bcs_guess")).status_code for _ in range(4)] == [
             401,
             401,
