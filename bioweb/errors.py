@@ -131,7 +131,9 @@ def handle_rate_limited(error: RateLimitExceeded):
     from .extensions import limiter
 
     current = limiter.current_limit
-    retry_after = max(1, math.ceil(current.reset_at - time.time())) if current else 60
+    retry_after = 60
+    if current:  # the seconds until the window resets, never more than the window itself
+        retry_after = min(max(1, math.ceil(current.reset_at - time.time())), current.limit.get_expiry())
     headers = {"Retry-After": str(retry_after)}
     message = f"Too many requests; try again in {retry_after} seconds."
     if wants_json():

@@ -355,10 +355,14 @@ def _get_tokens(url: str, device: dict[str, Any]) -> requests.Response:
     )
 
 
-def _hammer(servers: list[LiveServer], device: dict[str, Any], total: int) -> list[requests.Response]:
-    """`total` token requests for one device, spread evenly over `servers`, ten at a time."""
-    calls = [partial(_get_tokens, servers[i % len(servers)].url, device) for i in range(total)]
-    return all_at_once(calls, threads=10)
+def _guess(servers: list[LiveServer], device: dict[str, Any], total: int) -> list[requests.Response]:
+    """`total` token requests for one device with a wrong secret (failed authentications are
+    what the limit counts), one after another, alternating over `servers`."""
+    client_id = device["oauth2_client_id"]
+    return [
+        token_request(servers[i % len(servers)].url, client_id, "bcs_guess", grant_type="client_credentials")
+        for i in range(total)
+    ]
 
 
 @pytest.mark.parametrize("stack", ["postgresql"], indirect=True)
@@ -380,10 +384,9 @@ def test_token_rate_limit_is_one_limit_across_processes_with_redis(stack: Stack)
     )
     try:
         first, second = devices
-        responses = _hammer(limited, first, 30)
+        responses = _guess(limited, first, 30)
         statuses = [r.status_code for r in responses]
-        assert statuses.count(200) == LIMIT, statuses
-        assert statuses.count(429) == 30 - LIMIT, statuses
+        assert statuses == [401] * LIMIT + [429] * (30 - LIMIT), statuses
         for response in responses:
             if response.status_code != 429:
                 continue
@@ -391,7 +394,9 @@ def test_token_rate_limit_is_one_limit_across_processes_with_redis(stack: Stack)
             body = response.json()
             assert re.fullmatch(r"[a-z_]+", body["error"])
             assert body["error_description"]
-        # The limit is per client: another device is served at once, by either instance.
+        # Limited now, the guessed client with its right secret too (same address)...
+        assert {_get_tokens(server.url, first).status_code for server in limited} == {429}
+        # ...but the limit is per client: another device is served at once, by either instance.
         for server in limited:
             other = _get_tokens(server.url, second)
             assert other.status_code == 200, other.text
@@ -413,7 +418,7 @@ def test_token_rate_limit_is_one_limit_across_processes_with_redis(stack: Stack)
 @pytest.mark.parametrize("stack", ["postgresql"], indirect=True)
 def test_without_shared_storage_each_process_counts_alone(stack: Stack):
     """Why Redis: with the default in-memory storage every worker keeps its own counters, so two
-    instances let through at least twice the limit. (Each instance gets more than the limit.)"""
+    instances let through at least twice the limit of failed authentications."""
     _, pat = new_owner(stack.database_url)
     device = create_device(stack.urls[0], pat).json()
     limited = start_servers(
@@ -428,12 +433,12 @@ def test_without_shared_storage_each_process_counts_alone(stack: Stack):
         },
     )
     try:
-        responses = _hammer(limited, device, 30)
+        responses = _guess(limited, device, 40)
     finally:
         for server in limited:
             server.stop()
-    successes = [r.status_code for r in responses].count(200)
-    assert 2 * LIMIT <= successes <= 4 * LIMIT
+    counted = [r.status_code for r in responses].count(401)
+    assert 2 * LIMIT <= counted <= 4 * LIMIT
 
 
 # --- gunicorn.conf.py ----------------------------------------------------------------------
