@@ -4,12 +4,33 @@ JSON API (bound to the parsed body with CSRF off, see api.bind_json)."""
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, IntegerField, StringField
-from wtforms.validators import AnyOf, DataRequired, Length, NumberRange, StopValidation, ValidationError
+from wtforms import (
+    BooleanField,
+    HiddenField,
+    IntegerField,
+    PasswordField,
+    SelectChoice,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+)
+from wtforms.validators import (
+    AnyOf,
+    DataRequired,
+    Email,
+    InputRequired,
+    Length,
+    NumberRange,
+    StopValidation,
+    ValidationError,
+)
+from wtforms.widgets import CheckboxInput, ListWidget
 
 from . import devicecodes
 from .models import MAX_ID
+from .services import accounts as _accounts
 from .services.devices import SORT_FIELDS
+from .services.tokens import PAT_SCOPES
 
 MANUFACTURERS = ("Apple",)
 
@@ -54,13 +75,15 @@ class DeviceForm(FlaskForm):
         "Manufacturer",
         filters=[_strip],
         validators=[DataRequired(), Length(max=40, message="Must be at most 40 characters.")],
+        description="Apple is the available option (matched case-insensitively).",
     )
     device_code = StringField(
         "Device code",
         filters=[_strip],
         validators=[DataRequired(), Length(max=40, message="Must be at most 40 characters.")],
+        description="An Apple model identifier; product_name comes from it.",
     )
-    is_test_mode = BooleanField("Test mode", default=False)
+    is_test_mode = BooleanField("Test mode", default=False, description="Omitted or null: false.")
 
     def validate_manufacturer(self, field: StringField) -> None:
         if field.errors:
@@ -89,12 +112,16 @@ class PageForm(FlaskForm):
     """Query parameters of a keyset-paged list: id cursor, page size, order."""
 
     offset = IntegerField(
-        "offset", default=0, validators=[IdRange(), NumberRange(min=0, message="must be an id, 0 or more.")]
+        "offset",
+        default=0,
+        validators=[IdRange(), NumberRange(min=0, message="must be an id, 0 or more.")],
+        description="An id cursor: the records after this id in the requested order (0: the start).",
     )
     limit = IntegerField(
         "limit",
         default=100,
         validators=[IdRange(), NumberRange(min=1, max=1000, message="must be from 1 to 1000.")],
+        description="Page size.",
     )
     sort_order = StringField(
         "sort_order", default="asc", validators=[AnyOf(("asc", "desc"), message="must be asc or desc.")]
@@ -124,13 +151,6 @@ class DeviceRefForm(FlaskForm):
 
 
 # --- Dashboard forms (HTML pages only; the API does not bind these) ---------------------------------
-
-from wtforms import HiddenField, PasswordField, SelectChoice, SelectField, SelectMultipleField  # noqa: E402
-from wtforms.validators import Email, InputRequired  # noqa: E402
-from wtforms.widgets import CheckboxInput, ListWidget  # noqa: E402
-
-from .services import accounts as _accounts  # noqa: E402
-from .services.tokens import PAT_SCOPES  # noqa: E402
 
 
 def _password_rule(form: FlaskForm, field: PasswordField) -> None:

@@ -77,7 +77,9 @@ def make_pat(user: User, scope: str | None = None, expires_in_days: int | None =
 def make_device(user: User, code: str = "iPhone1,1", is_test_mode: bool = False) -> tuple[Device, str]:
     """A registered device and its client secret."""
     creds = devices.create_device(user, "Apple", code, is_test_mode)
-    return creds.device, creds.client_secret
+    device = db.session.get(Device, creds.id)
+    assert device is not None
+    return device, creds.oauth2_client_secret
 
 
 def basic(client_id: str, secret: str) -> dict[str, str]:

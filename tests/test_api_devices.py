@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -13,7 +14,7 @@ import sqlalchemy as sa
 from bioweb.extensions import db
 from bioweb.models import Device, DeviceState
 from bioweb.security import digest
-from tests.helpers import bearer, make_device, make_pat, make_user
+from tests.helpers import basic, bearer, make_device, make_pat, make_user
 
 CREATE = {"manufacturer": "Apple", "device_code": "iPhone1,1"}
 
@@ -364,6 +365,31 @@ def test_list_shape_matches_published_document(client, token, user):
             "state": 1,
         },
     ]
+
+
+# The published API's time format: RFC 3339 with microseconds and +00:00 (never "Z").
+RFC3339_UTC = re.compile(r'"(\w+_time|time)":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00"')
+ANY_TIME = re.compile(r'"(\w+_time|time)":"[^"]*"')
+
+
+def test_every_time_in_the_answers_is_rfc3339_with_plus_00_00(client, token, user):
+    device, secret = make_device(user)
+    device_token = client.post(
+        "/token", data={"grant_type": "client_credentials"}, headers=basic(device.client_id, secret)
+    ).get_json()["access_token"]
+    answers = [
+        client.get("/api/v1/devices", headers=bearer(token)),
+        client.get(f"/api/v1/device/{device.id}", headers=bearer(token)),
+        client.get(f"/api/v1/device/{device.id}", headers=bearer(device_token)),
+        client.get(f"/api/v1/device/{device.id}/events", headers=bearer(token)),
+    ]
+    for response in answers:
+        assert response.status_code == 200
+        text = response.get_data(as_text=True)
+        times = ANY_TIME.findall(text)
+        assert len(times) >= 3, text
+        assert RFC3339_UTC.findall(text) == times, text
+        assert 'Z"' not in text
 
 
 def test_empty_list_has_null_next_id(client, token):

@@ -8,10 +8,17 @@ import re
 from typing import Any
 
 import pytest
+from flask_wtf import FlaskForm
 from jsonschema import Draft202012Validator, FormatChecker
 from openapi_spec_validator import validate as validate_openapi
+from wtforms import BooleanField, DateField, IntegerField, StringField
+from wtforms.validators import AnyOf, InputRequired, Length, NumberRange, Optional
 
+from bioweb import readmodels
+from bioweb.api import form_schema
 from bioweb.api.openapi import document
+from bioweb.forms import DeviceRefForm, IdRange, ListDevicesForm, Present
+from bioweb.models import MAX_ID
 from tests.helpers import basic, bearer, isolate_requests, make_app, make_device, make_pat, make_user
 
 DOCUMENTED_PREFIXES = ("/api/v1", "/token", "/.well-known", "/healthz")
@@ -74,6 +81,96 @@ def test_every_operation_documents_its_errors(spec):
             assert "405" in statuses, (method, path)
             if operation.get("security") == [{"bearer": []}]:
                 assert {"401", "403", "503"} <= statuses, (method, path)
+
+
+# --- What the document derives from the code -------------------------------------------------
+
+
+def _properties(spec: dict[str, Any], name: str) -> list[str]:
+    return list(spec["components"]["schemas"][name]["properties"])
+
+
+def test_response_schemas_are_the_read_models(spec):
+    """A field added to a read model appears in the document, in the model's order."""
+    for model in (
+        readmodels.DeviceSummary,
+        readmodels.DeviceDetail,
+        readmodels.EventView,
+        readmodels.Credentials,
+    ):
+        schema = spec["components"]["schemas"][model.__name__]
+        assert list(schema["properties"]) == list(model.__struct_fields__)
+        assert schema["additionalProperties"] is False
+    assert _properties(spec, "DeviceList") == ["next_id", "count", "results"]
+
+
+def test_request_schemas_and_parameters_are_the_forms(spec):
+    assert _properties(spec, "DeviceCreate") == ["manufacturer", "device_code", "is_test_mode"]
+    assert spec["components"]["schemas"]["DeviceCreate"]["required"] == ["manufacturer", "device_code"]
+    listing = spec["paths"]["/api/v1/devices"]["get"]["parameters"]
+    assert [p["name"] for p in listing] == ["offset", "limit", "sort_order", "sort_field"]
+    assert {p["name"]: p["schema"] for p in listing}["limit"] == {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": 1000,
+        "default": 100,
+    }
+
+
+def test_ids_agree_with_the_code(spec, app):
+    """Path ids run from 1 to MAX_ID, as read_device answers them (0 is no device: 404)."""
+    for path in ("/api/v1/device/{device_id}", "/api/v1/devices/{device_id}/events"):
+        assert spec["paths"][path]["parameters"][0]["schema"] == {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": MAX_ID,
+        }
+    assert spec["components"]["schemas"]["DeviceRef"]["properties"]["device_id"]["minimum"] == 1
+    isolate_requests(app)
+    user = make_user()
+    response = app.test_client().get("/api/v1/device/0", headers=bearer(make_pat(user)))
+    assert response.status_code == 404
+
+
+class _Everything(FlaskForm):
+    name = StringField("name", validators=[InputRequired(), Length(min=2, max=9)], description="A name.")
+    size = IntegerField("size", default=3, validators=[NumberRange(min=1, max=50), IdRange(0)])
+    colour = StringField("colour", validators=[Optional(), AnyOf(("red", "blue"))])
+    ref = IntegerField("ref", validators=[Present(), IdRange(1)])
+    flag = BooleanField("flag", default=lambda: True)
+
+
+def test_form_schema_walks_fields_validators_and_defaults():
+    assert form_schema(_Everything) == {
+        "type": "object",
+        "required": ["name", "ref"],
+        "properties": {
+            "name": {"type": "string", "minLength": 2, "maxLength": 9, "description": "A name."},
+            "size": {"type": ["integer", "null"], "minimum": 1, "maximum": 50, "default": 3},
+            "colour": {"type": ["string", "null"], "enum": ["red", "blue"]},
+            "ref": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+            "flag": {"type": ["boolean", "null"]},  # a callable default is not documented
+        },
+        "additionalProperties": False,
+    }
+    # Query strings have no null; the list form inherits the page form's fields first.
+    listing = form_schema(ListDevicesForm, nullable=False)
+    assert listing["properties"]["sort_order"] == {
+        "type": "string",
+        "enum": ["asc", "desc"],
+        "default": "asc",
+    }
+    assert list(listing["properties"])[-1] == "sort_field"
+    assert "required" not in listing
+    assert form_schema(DeviceRefForm)["required"] == ["device_id"]
+
+
+def test_form_schema_refuses_a_field_bind_json_cannot_check():
+    class Dated(FlaskForm):
+        day = DateField("day")
+
+    with pytest.raises(TypeError, match="DateField"):
+        form_schema(Dated)
 
 
 # --- Real responses against the document ---------------------------------------------------------

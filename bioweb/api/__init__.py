@@ -2,32 +2,52 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, NamedTuple, TypeVar
 
-from flask import Blueprint, request
+import msgspec
+from flask import Blueprint, Response, current_app, request
 from flask_wtf import FlaskForm
 from werkzeug.exceptions import BadRequest
-from wtforms import BooleanField, IntegerField, StringField
+from wtforms import BooleanField, Field, IntegerField, StringField
+from wtforms.fields.core import UnboundField
+from wtforms.validators import AnyOf, DataRequired, InputRequired, Length, NumberRange
 
 from ..errors import InvalidInput, UnsupportedMediaType
+from ..forms import IdRange, Present
+from ..models import MAX_ID
+from ..readmodels import to_builtins
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 F = TypeVar("F", bound=FlaskForm)
 
-# The JSON type each kind of form field accepts (bool is not an int here).
-_JSON_TYPES: dict[type, tuple[type, str]] = {
-    BooleanField: (bool, "a JSON boolean (true or false)"),
-    IntegerField: (int, "a JSON integer"),
-    StringField: (str, "a JSON string"),
+
+class JSONType(NamedTuple):
+    python: type
+    schema: str  # the JSON Schema type name
+    described: str  # for error messages
+
+
+# The JSON type each kind of form field accepts (bool is not an int here): bind_json checks
+# bodies with it, and form_schema documents them with it.
+_JSON_TYPES: dict[type[Field], JSONType] = {
+    BooleanField: JSONType(bool, "boolean", "a JSON boolean (true or false)"),
+    IntegerField: JSONType(int, "integer", "a JSON integer"),
+    StringField: JSONType(str, "string", "a JSON string"),
 }
 
 
-def _expected_type(field) -> tuple[type, str]:
-    for field_class, expected in _JSON_TYPES.items():
-        if isinstance(field, field_class):
+def _expected_type(field_class: type[Field]) -> JSONType:
+    for kind, expected in _JSON_TYPES.items():
+        if issubclass(field_class, kind):
             return expected
-    raise TypeError(f"no JSON type for {type(field).__name__}")
+    raise TypeError(f"no JSON type for {field_class.__name__}")
+
+
+def answer(model: msgspec.Struct) -> Response:
+    """A read model (bioweb.readmodels) as the JSON answer, through the app's JSON provider."""
+    response: Response = current_app.json.response(to_builtins(model))
+    return response
 
 
 def _invalid(fields: dict[str, list[str]]) -> InvalidInput:
@@ -58,10 +78,10 @@ def bind_json(form_class: type[F]) -> F:
         if field is None:
             problems[str(name)[:100]] = [f"Unknown field; the fields are: {', '.join(known)}."]
             continue
-        json_type, described = _expected_type(field)
-        wrong_bool = json_type is int and isinstance(value, bool)
-        if value is not None and (wrong_bool or not isinstance(value, json_type)):
-            problems[name] = [f"Must be {described}."]
+        expected = _expected_type(type(field))
+        wrong_bool = expected.python is int and isinstance(value, bool)
+        if value is not None and (wrong_bool or not isinstance(value, expected.python)):
+            problems[name] = [f"Must be {expected.described}."]
     if problems:
         raise _invalid(problems)
     form = form_class(formdata=None, data=payload, meta={"csrf": False})
@@ -76,6 +96,74 @@ def bind_args(form_class: type[F]) -> F:
     if not form.validate():
         raise InvalidInput(f"Invalid query parameters: {', '.join(sorted(form.errors))}.", form.errors)
     return form
+
+
+def _unbound_fields(form_class: type[FlaskForm]) -> list[tuple[str, UnboundField]]:
+    """A form class's fields in declaration order, without instantiating it (no app or request)."""
+    fields = [
+        (name, value)
+        for name in dir(form_class)
+        if not name.startswith("_") and isinstance(value := getattr(form_class, name), UnboundField)
+    ]
+    return sorted(fields, key=lambda item: item[1].creation_counter)
+
+
+_REQUIRED = (DataRequired, InputRequired, Present)
+
+
+def form_schema(form_class: type[FlaskForm], nullable: bool = True) -> dict[str, Any]:
+    """The JSON Schema of what `form_class` accepts: an object of its fields, typed as bind_json
+    checks them, with what its validators say (required, lengths, ranges, choices), its
+    defaults and its fields' descriptions.
+
+    `nullable`: optional fields also take null (JSON bodies: null means omitted); query
+    strings have no null, so pass False for them.
+    """
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    for name, unbound in _unbound_fields(form_class):
+        kind = _expected_type(unbound.field_class).schema
+        prop: dict[str, Any] = {}
+        validators = unbound.kwargs.get("validators") or []
+        is_required = any(isinstance(v, _REQUIRED) for v in validators)
+        low: int | None = None
+        high: int | None = None
+        for validator in validators:
+            if isinstance(validator, Length):
+                if validator.min > 0:
+                    prop["minLength"] = validator.min
+                if validator.max >= 0:
+                    prop["maxLength"] = validator.max
+            elif isinstance(validator, IdRange | NumberRange):
+                floor, ceiling = (
+                    (validator.minimum, MAX_ID)
+                    if isinstance(validator, IdRange)
+                    else (validator.min, validator.max)
+                )
+                if floor is not None:
+                    low = int(floor) if low is None else max(low, int(floor))
+                if ceiling is not None:
+                    high = int(ceiling) if high is None else min(high, int(ceiling))
+            elif isinstance(validator, AnyOf):
+                prop["enum"] = list(validator.values)
+        if low is not None:
+            prop["minimum"] = low
+        if high is not None:
+            prop["maximum"] = high
+        prop = {"type": kind if is_required or not nullable else [kind, "null"], **prop}
+        default = unbound.kwargs.get("default")
+        if default is not None and not callable(default):
+            prop["default"] = default
+        description = unbound.kwargs.get("description")
+        if description:
+            prop["description"] = description
+        properties[name] = prop
+        if is_required:
+            required.append(name)
+    schema: dict[str, Any] = {"type": "object"}
+    if required:
+        schema["required"] = required
+    return {**schema, "properties": properties, "additionalProperties": False}
 
 
 # Route modules register on bp (devices; openapi: /api/v1/openapi.json and /api/docs).

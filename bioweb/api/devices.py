@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from flask import Response, jsonify
+from flask import Response
 
 from ..bearer import bearer_origin, current_principal, require_token
 from ..forms import DeviceForm, DeviceRefForm, ListDevicesForm, PageForm
-from ..services import devices, events
+from ..readmodels import Credentials
+from ..services import devices
 from ..services.tokens import DEVICE_SCOPE
-from . import bind_args, bind_json, bp, serializers
+from . import answer, bind_args, bind_json, bp
 
 
-def _credentials_response(creds: devices.Credentials):
-    response = jsonify(serializers.credentials(creds))
+def _credentials_response(creds: Credentials) -> Response:
+    response = answer(creds)
     response.headers["Cache-Control"] = "no-store"
     response.headers["Pragma"] = "no-cache"
     return response
@@ -26,7 +27,7 @@ def _no_content() -> Response:
 
 @bp.post("/devices")
 @require_token("devices:write")
-def create_device():
+def create_device() -> Response:
     form = bind_json(DeviceForm)
     actor = current_principal()
     creds = devices.create_device(
@@ -37,7 +38,7 @@ def create_device():
 
 @bp.get("/devices")
 @require_token("devices:read")
-def list_devices():
+def list_devices() -> Response:
     args = bind_args(ListDevicesForm)
     actor = current_principal()
     page = devices.list_devices(
@@ -47,24 +48,20 @@ def list_devices():
         sort_order=args.sort_order.data,
         sort_field=args.sort_field.data,
     )
-    return jsonify(
-        next_id=page.next_id,
-        count=page.count,
-        results=[serializers.device_summary(d) for d in page.results],
-    )
+    return answer(page)
 
 
 @bp.get("/device/<int:device_id>")
 @bp.get("/devices/<int:device_id>")
 @require_token("devices:read", DEVICE_SCOPE)
-def get_device(device_id: int):
-    return jsonify(serializers.device_detail(devices.read_device(current_principal(), device_id)))
+def get_device(device_id: int) -> Response:
+    return answer(devices.read_device(current_principal(), device_id))
 
 
 @bp.delete("/device/<int:device_id>")
 @bp.delete("/devices/<int:device_id>")
 @require_token("devices:write")
-def disable_device(device_id: int):
+def disable_device(device_id: int) -> Response:
     actor = current_principal()
     devices.disable_device(actor, device_id, bearer_origin())
     return _no_content()
@@ -72,7 +69,7 @@ def disable_device(device_id: int):
 
 @bp.delete("/data-submission/device-authorize")
 @require_token("devices:write")
-def disable_device_by_query():
+def disable_device_by_query() -> Response:
     device_id = bind_args(DeviceRefForm).device_id.data
     actor = current_principal()
     devices.disable_device(actor, device_id, bearer_origin())
@@ -81,7 +78,7 @@ def disable_device_by_query():
 
 @bp.post("/data-submission/device-authorize")
 @require_token("devices:write")
-def authorize_device():
+def authorize_device() -> Response:
     device_id = bind_json(DeviceRefForm).device_id.data
     actor = current_principal()
     return _credentials_response(devices.authorize_device(actor, device_id, bearer_origin()))
@@ -90,14 +87,10 @@ def authorize_device():
 @bp.get("/device/<int:device_id>/events")
 @bp.get("/devices/<int:device_id>/events")
 @require_token("devices:read")
-def list_device_events(device_id: int):
+def list_device_events(device_id: int) -> Response:
     args = bind_args(PageForm)
     actor = current_principal()
-    page = events.list_events(
+    page = devices.list_events(
         actor, device_id, offset=args.offset.data, limit=args.limit.data, sort_order=args.sort_order.data
     )
-    return jsonify(
-        next_id=page.next_id,
-        count=page.count,
-        results=[serializers.event(e) for e in page.results],
-    )
+    return answer(page)

@@ -1,30 +1,41 @@
 """The OpenAPI 3.1 description of /api/v1 and the OAuth endpoints, served at /api/v1/openapi.json,
 and the reference page that renders it at /api/docs (static/docs/, no CDN, no inline script).
 
-The document is written by hand from the contract (shared/spec/contract.md) and kept true by
-tests/test_openapi.py (it validates as OpenAPI, names every route, and real responses match its
-schemas) and tests/test_fuzz.py (schemathesis against a live server).
+Most of the document is derived from the code, so a field is written once:
+- response bodies of /api/v1 from the read models (bioweb.readmodels, msgspec Structs, through
+  `msgspec.json.schema_components`), including their descriptions, ranges and formats;
+- request bodies and query parameters from the forms that validate them (`form_schema`, the
+  walker beside bind_json), including the fields' descriptions and defaults;
+- the path id from the read models' `Id`, sort fields from the form.
+What is written here by hand is what no code knows: operation summaries and descriptions,
+examples, the error answers, and the OAuth endpoints (whose answers Authlib and bioweb.oauth
+shape). tests/test_openapi.py keeps it true (it validates as OpenAPI, names every route, and
+real responses match its schemas), and so does tests/test_fuzz.py (schemathesis against a
+live server).
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
+import msgspec
 from flask import Flask, current_app, jsonify, send_from_directory
+from flask.blueprints import BlueprintSetupState
+from flask_wtf import FlaskForm
+from werkzeug.wrappers import Response
 
-from ..models import EventKind
-from ..services.devices import SORT_FIELDS
-from . import bp
-
-# Ids are PostgreSQL INTEGER columns.
-MAX_ID = 2**31 - 1
+from ..forms import DeviceForm, DeviceRefForm, ListDevicesForm, PageForm
+from ..readmodels import API_MODELS, Id
+from . import bp, form_schema
 
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
+REF_TEMPLATE = "#/components/schemas/{name}"
 
 
 def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
+    return {"$ref": REF_TEMPLATE.format(name=name)}
 
 
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -37,6 +48,22 @@ def _api_error(description: str) -> dict[str, Any]:
 
 def _oauth_error(description: str) -> dict[str, Any]:
     return _json(_ref("OAuthError"), description)
+
+
+def query_parameters(form_class: type[FlaskForm]) -> list[dict[str, Any]]:
+    """The query parameters a form validates (bind_args), one OpenAPI parameter per field."""
+    schema = form_schema(form_class, nullable=False)
+    required = set(schema.get("required", ()))
+    parameters = []
+    for name, prop in schema["properties"].items():
+        prop = dict(prop)
+        parameter: dict[str, Any] = {"name": name, "in": "query"}
+        if name in required:
+            parameter["required"] = True
+        if "description" in prop:
+            parameter["description"] = prop.pop("description")
+        parameters.append({**parameter, "schema": prop})
+    return parameters
 
 
 # Errors every bearer-protected operation can answer.
@@ -62,37 +89,40 @@ OAUTH_ERRORS = {
     "503": {"$ref": "#/components/responses/Unavailable"},
 }
 
-TIME = {"type": "string", "format": "date-time", "description": "RFC 3339 with a UTC offset."}
-ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+ID: dict[str, Any] = msgspec.json.schema(Id)
 
 DEVICE_ID_PATH = {
     "name": "device_id",
     "in": "path",
     "required": True,
     "description": "The id of one of your devices.",
-    "schema": {"type": "integer", "minimum": 0, "maximum": MAX_ID},
+    "schema": ID,
 }
 
-PAGE_PARAMETERS = [
-    {
-        "name": "offset",
-        "in": "query",
-        "description": "An id cursor: the records after this id in the requested order (0: the start).",
-        "schema": {"type": "integer", "minimum": 0, "maximum": MAX_ID, "default": 0},
-    },
-    {
-        "name": "limit",
-        "in": "query",
-        "description": "Page size.",
-        "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
-    },
-    {
-        "name": "sort_order",
-        "in": "query",
-        "schema": {"type": "string", "enum": ["asc", "desc"], "default": "asc"},
-    },
-]
+# Examples of request fields, merged into the schemas derived from the forms.
+EXAMPLES: dict[str, dict[str, list[Any]]] = {
+    "DeviceCreate": {"manufacturer": ["Apple"], "device_code": ["iPhone1,1", "Watch1,1"]},
+    "DeviceRef": {"device_id": [1]},
+}
+# Request bodies: the form that validates each (api.bind_json).
+REQUEST_FORMS: dict[str, type[FlaskForm]] = {"DeviceCreate": DeviceForm, "DeviceRef": DeviceRefForm}
 
+
+def _request_schema(name: str) -> dict[str, Any]:
+    schema = form_schema(REQUEST_FORMS[name])
+    for field, examples in EXAMPLES.get(name, {}).items():
+        schema["properties"][field] = {**schema["properties"][field], "examples": examples}
+    return schema
+
+
+@functools.cache
+def derived_schemas() -> dict[str, Any]:
+    """The components derived from code: the read models' and the request forms' schemas."""
+    _, components = msgspec.json.schema_components(API_MODELS, ref_template=REF_TEMPLATE)
+    return {**components, **{name: _request_schema(name) for name in REQUEST_FORMS}}
+
+
+# Written by hand: the error shapes and the OAuth endpoints' bodies.
 SCHEMAS: dict[str, Any] = {
     "Error": {
         "type": "object",
@@ -118,149 +148,6 @@ SCHEMAS: dict[str, Any] = {
             "error_description": {"type": "string"},
             "error_uri": {"type": "string"},
             "fields": {"type": "object"},
-        },
-        "additionalProperties": False,
-    },
-    "DeviceCreate": {
-        "type": "object",
-        "required": ["manufacturer", "device_code"],
-        "properties": {
-            "manufacturer": {
-                "type": "string",
-                "maxLength": 40,
-                "description": "Apple is the available option (matched case-insensitively).",
-                "examples": ["Apple"],
-            },
-            "device_code": {
-                "type": "string",
-                "maxLength": 40,
-                "description": "An Apple model identifier; product_name comes from it.",
-                "examples": ["iPhone1,1", "Watch1,1"],
-            },
-            "is_test_mode": {
-                "type": ["boolean", "null"],
-                "default": False,
-                "description": "Omitted or null: false.",
-            },
-        },
-        "additionalProperties": False,
-    },
-    "DeviceRef": {
-        "type": "object",
-        "required": ["device_id"],
-        "properties": {"device_id": ID},
-        "additionalProperties": False,
-    },
-    "Credentials": {
-        "type": "object",
-        "description": "The one time the client secret is shown (Cache-Control: no-store).",
-        "required": ["id", "uuid", "oauth2_client_id", "oauth2_client_secret", "oauth2_redirect_url"],
-        "properties": {
-            "id": ID,
-            "uuid": {"type": "string", "format": "uuid"},
-            "oauth2_client_id": {"type": "string", "minLength": 1},
-            "oauth2_client_secret": {"type": "string", "pattern": "^bcs_"},
-            "oauth2_redirect_url": {"type": "string", "format": "uri"},
-        },
-        "additionalProperties": False,
-    },
-    "DeviceSummary": {
-        "type": "object",
-        "required": [
-            "id",
-            "uuid",
-            "manufacturer",
-            "code",
-            "product_name",
-            "is_test_mode",
-            "state",
-            "created_time",
-            "modified_time",
-            "last_active_time",
-        ],
-        "properties": {
-            "id": ID,
-            "uuid": {"type": "string", "format": "uuid"},
-            "manufacturer": {"type": "string"},
-            "code": {"type": "string"},
-            "product_name": {"type": "string"},
-            "is_test_mode": {"type": "boolean"},
-            "state": {"type": "integer", "enum": [1, 2], "description": "1 active, 2 disabled."},
-            "created_time": TIME,
-            "modified_time": TIME,
-            "last_active_time": TIME,
-        },
-        "additionalProperties": False,
-    },
-    "DeviceDetail": {
-        "type": "object",
-        "required": [
-            "id",
-            "uuid",
-            "tenant_id",
-            "manufacturer",
-            "code",
-            "product_name",
-            "is_test_mode",
-            "state",
-            "user_id",
-            "client_id",
-            "created_time",
-            "modified_time",
-            "last_active_time",
-        ],
-        "properties": {
-            "id": ID,
-            "uuid": {"type": "string", "format": "uuid"},
-            "tenant_id": ID,
-            "manufacturer": {"type": "string"},
-            "code": {"type": "string"},
-            "product_name": {"type": "string"},
-            "is_test_mode": {"type": "boolean"},
-            "state": {"type": "integer", "enum": [1, 2], "description": "1 active, 2 disabled."},
-            "user_id": ID,
-            "client_id": {"type": "string"},
-            "created_time": TIME,
-            "modified_time": TIME,
-            "last_active_time": TIME,
-        },
-        "additionalProperties": False,
-    },
-    "DeviceList": {
-        "type": "object",
-        "required": ["next_id", "count", "results"],
-        "properties": {
-            "next_id": {
-                "type": ["integer", "null"],
-                "description": "Pass back as offset; null on an empty page.",
-            },
-            "count": {"type": "integer", "minimum": 0},
-            "results": {"type": "array", "items": _ref("DeviceSummary")},
-        },
-        "additionalProperties": False,
-    },
-    "Event": {
-        "type": "object",
-        "required": ["id", "kind", "time", "last_time", "count", "actor", "ip", "request_id"],
-        "properties": {
-            "id": ID,
-            "kind": {"type": "string", "enum": [kind.value for kind in EventKind]},
-            "time": TIME,
-            "last_time": TIME,
-            "count": {"type": "integer", "minimum": 1},
-            "actor": {"type": "string"},
-            "ip": {"type": ["string", "null"]},
-            "request_id": {"type": ["string", "null"]},
-        },
-        "additionalProperties": False,
-    },
-    "EventList": {
-        "type": "object",
-        "required": ["next_id", "count", "results"],
-        "properties": {
-            "next_id": {"type": ["integer", "null"]},
-            "count": {"type": "integer", "minimum": 0},
-            "results": {"type": "array", "items": _ref("Event")},
         },
         "additionalProperties": False,
     },
@@ -431,7 +318,7 @@ def _device_events(alias: bool) -> dict[str, Any]:
             "tags": ["devices"],
             "summary": "The audit trail of a device",
             "security": BEARER,
-            "parameters": PAGE_PARAMETERS,
+            "parameters": query_parameters(PageForm),
             "responses": {
                 "200": _json(_ref("EventList"), "One keyset page of events, by id."),
                 "400": {"$ref": "#/components/responses/BadRequest"},
@@ -454,7 +341,7 @@ def document(base_url: str) -> dict[str, Any]:
             "description": (
                 "Every error under /api/v1 is JSON: "
                 '{"error": code, "error_description": sentence, "fields": {...}} '
-                "(fields for validation errors only). Ids are integers from 1 to 2147483647."
+                f"(fields for validation errors only). Ids are integers from {ID['minimum']} to {ID['maximum']}."
             ),
         },
         "servers": [{"url": base_url}],
@@ -483,14 +370,7 @@ def document(base_url: str) -> dict[str, Any]:
                     "summary": "List your devices",
                     "description": "PAT with devices:read. Keyset pages: pass next_id back as offset.",
                     "security": BEARER,
-                    "parameters": [
-                        *PAGE_PARAMETERS,
-                        {
-                            "name": "sort_field",
-                            "in": "query",
-                            "schema": {"type": "string", "enum": list(SORT_FIELDS), "default": "id"},
-                        },
-                    ],
+                    "parameters": query_parameters(ListDevicesForm),
                     "responses": {
                         "200": _json(_ref("DeviceList"), "One page of devices."),
                         "400": {"$ref": "#/components/responses/BadRequest"},
@@ -525,9 +405,7 @@ def document(base_url: str) -> dict[str, Any]:
                     "tags": ["devices"],
                     "summary": "Disable a device (by query parameter)",
                     "security": BEARER,
-                    "parameters": [
-                        {"name": "device_id", "in": "query", "required": True, "schema": ID},
-                    ],
+                    "parameters": query_parameters(DeviceRefForm),
                     "responses": {
                         "204": {"description": "Disabled."},
                         "400": {"$ref": "#/components/responses/BadRequest"},
@@ -627,7 +505,7 @@ def document(base_url: str) -> dict[str, Any]:
             },
         },
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": {**derived_schemas(), **SCHEMAS},
             "responses": RESPONSES,
             "securitySchemes": {
                 "bearer": {
@@ -646,16 +524,16 @@ def document(base_url: str) -> dict[str, Any]:
 
 
 @bp.get("/openapi.json")
-def openapi_document():
+def openapi_document() -> Response:
     return jsonify(document(current_app.config["BIOWEB_BASE_URL"]))
 
 
-def api_docs():
+def api_docs() -> Response:
     """The reference page: static HTML whose script fetches /api/v1/openapi.json and renders it."""
     return send_from_directory(current_app.static_folder, "docs/index.html", max_age=0)
 
 
-def _register_docs_page(state) -> None:
+def _register_docs_page(state: BlueprintSetupState) -> None:
     # /api/docs lies outside the blueprint's /api/v1 prefix, so it is an app rule, added when
     # the API blueprint is registered (Blueprint.record_once), wherever that is.
     app: Flask = state.app

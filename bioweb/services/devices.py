@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
-from typing import Literal
+from operator import attrgetter
+from typing import Any, Literal
 
 import sqlalchemy as sa
+from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 from .. import devicecodes, reads
 from ..errors import InvalidInput, NotFound
 from ..extensions import db
-from ..models import MAX_ID, Device, DeviceState, EventKind, User, utcnow
+from ..models import MAX_ID, Device, DeviceState, Event, EventKind, User, utcnow
+from ..readmodels import Credentials, DeviceDetail, DeviceList, DeviceSummary, EventList, EventView
 from ..security import SECRET_PREFIX, digest, new_client_id, new_secret
-from . import Actor, Page, Principal, events, tokens
+from . import Actor, Principal, events, tokens
 from .events import Origin
 
 SORT_FIELDS = (
@@ -27,15 +29,17 @@ SORT_FIELDS = (
     "state",
 )
 SortOrder = Literal["asc", "desc"]
-_devices, _users = Device.__table__, User.__table__
+_devices, _users, _events = Device.__table__, User.__table__, Event.__table__
 
 
-@dataclass(frozen=True)
-class Credentials:
-    """A device with the client secret that was just minted for it (shown once, never stored)."""
+def redirect_url() -> str:
+    """The OAuth redirect URL devices are given with their credentials."""
+    return str(current_app.config["BIOWEB_BASE_URL"]) + "/appauth/code"
 
-    device: Device
-    client_secret: str
+
+def _credentials(device: Device, secret: str) -> Credentials:
+    """The client secret just minted for `device` (shown once, never stored), with what goes with it."""
+    return Credentials(device.id, device.uuid, device.client_id, secret, redirect_url())
 
 
 def create_device(
@@ -80,7 +84,7 @@ def create_device(
         except IntegrityError:
             db.session.rollback()
             continue
-        return Credentials(device, secret)
+        return _credentials(device, secret)
     raise RuntimeError("could not allocate a unique client id")
 
 
@@ -90,8 +94,12 @@ _READ_DEVICE = sa.select(_devices).where(
 _FIND_CLIENT = sa.select(_devices).where(_devices.c.client_id == sa.bindparam("client_id"))
 
 
-def read_device(actor: Actor, device_id: int) -> sa.Row:
-    """The actor's device `device_id` as a read-only row (attribute access like a Device).
+# A devices row (any columns, in any order) -> the values of a DeviceDetail, in field order.
+_detail_values = attrgetter(*DeviceDetail.__struct_fields__)
+
+
+def read_device(actor: Actor, device_id: int) -> DeviceDetail:
+    """The actor's device `device_id`.
 
     One plain query, for read paths; none for a device reading itself with its own token
     (the bearer check read that row). A device's token reaches its own device only. Raises
@@ -100,13 +108,13 @@ def read_device(actor: Actor, device_id: int) -> sa.Row:
     if isinstance(actor, Principal) and actor.device is not None:
         if actor.device.id != device_id:
             raise NotFound(f"You have no device with id {device_id}.")
-        return actor.device
+        return DeviceDetail(*_detail_values(actor.device))
     row = None
     if 0 < device_id <= MAX_ID:
         row = reads.first(_READ_DEVICE, {"id": device_id, "user_id": actor.id})
     if row is None:
         raise NotFound(f"You have no device with id {device_id}.")
-    return row
+    return DeviceDetail(*_detail_values(row))
 
 
 def get_device(actor: Actor, device_id: int) -> Device:
@@ -117,19 +125,9 @@ def get_device(actor: Actor, device_id: int) -> Device:
     return device
 
 
-# The columns of a device in a list (API list entry and dashboard table), in answer order.
-SUMMARY_COLUMNS = (
-    "id",
-    "uuid",
-    "manufacturer",
-    "code",
-    "product_name",
-    "is_test_mode",
-    "state",
-    "created_time",
-    "modified_time",
-    "last_active_time",
-)
+# The columns of a device in a list (API list entry and dashboard table): the read model's
+# fields, in its order, so a row is a DeviceSummary's arguments.
+SUMMARY_COLUMNS: tuple[str, ...] = DeviceSummary.__struct_fields__
 
 
 @functools.lru_cache(maxsize=64)
@@ -166,15 +164,15 @@ def list_devices(
     limit: int = 100,
     sort_order: SortOrder = "asc",
     sort_field: str = "id",
-) -> Page:
-    """One keyset page of the actor's devices (rows of SUMMARY_COLUMNS).
+) -> DeviceList:
+    """One keyset page of the actor's devices.
 
     `offset` is an id cursor: results come after the device with that id in the requested
     order (0: from the start). Ties on `sort_field` are broken by id, so pages never skip or
     repeat a record. The cost of a page does not depend on its depth. Raises InvalidInput
     when a non-zero cursor names no device of the actor's under a non-id sort.
     """
-    params: dict[str, object] = {"user_id": actor.id, "limit": limit, "cursor_id": offset}
+    params: dict[str, Any] = {"user_id": actor.id, "limit": limit, "cursor_id": offset}
     with reads.connection() as conn:
         if offset and sort_field != "id":
             value = conn.execute(_CURSOR_VALUES[sort_field], {"id": offset, "user_id": actor.id}).scalar()
@@ -182,9 +180,41 @@ def list_devices(
                 message = f"offset {offset} is not the id of one of your devices."
                 raise InvalidInput(message, {"offset": [message]})
             params["cursor_value"] = value
-        results = conn.execute(_page_statement(sort_field, sort_order, bool(offset)), params).all()
+        rows = conn.execute(_page_statement(sort_field, sort_order, bool(offset)), params).all()
         count = conn.execute(_DEVICE_COUNT, {"user_id": actor.id}).scalar() or 0
-    return Page(results, count, results[-1].id if results else None)
+    results = [DeviceSummary(*row) for row in rows]
+    return DeviceList(results[-1].id if results else None, count, results)
+
+
+_EVENT_COLUMNS = tuple(_events.c[name] for name in EventView.__struct_fields__)
+
+
+def list_events(
+    actor: Actor, device_id: int, offset: int = 0, limit: int = 100, sort_order: SortOrder = "asc"
+) -> EventList:
+    """A keyset page of the events of one of the actor's devices, by id.
+
+    Raises NotFound for a device that is not the actor's (read_device's rule, a device's own
+    token included).
+    """
+    return device_history(actor, device_id, offset, limit, sort_order)[1]
+
+
+def device_history(
+    actor: Actor, device_id: int, offset: int = 0, limit: int = 100, sort_order: SortOrder = "asc"
+) -> tuple[DeviceDetail, EventList]:
+    """The actor's device `device_id` and a keyset page of its events (list_events), with one
+    ownership check. Raises NotFound as read_device does."""
+    device = read_device(actor, device_id)
+    query = sa.select(*_EVENT_COLUMNS).where(_events.c.device_id == device.id)
+    if offset:
+        query = query.where(_events.c.id > offset if sort_order == "asc" else _events.c.id < offset)
+    order = _events.c.id.asc() if sort_order == "asc" else _events.c.id.desc()
+    results = [EventView(*row) for row in db.session.execute(query.order_by(order).limit(limit))]
+    count = db.session.scalar(
+        sa.select(sa.func.count()).select_from(_events).where(_events.c.device_id == device.id)
+    )
+    return device, EventList(results[-1].id if results else None, count or 0, results)
 
 
 def disable_device(actor: Actor, device_id: int, origin: Origin | None = None) -> Device:
@@ -218,7 +248,7 @@ def authorize_device(actor: Actor, device_id: int, origin: Origin | None = None)
     events.add(device.id, EventKind.REAUTHORIZED, origin)
     events.add(device.id, EventKind.CREDENTIALS_SHOWN, origin)
     db.session.commit()
-    return Credentials(device, secret)
+    return _credentials(device, secret)
 
 
 def find_client(client_id: str) -> sa.Row | None:

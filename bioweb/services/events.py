@@ -1,4 +1,8 @@
-"""The audit trail of each device: append-only events with time, actor, IP and request id."""
+"""The audit trail of each device: append-only events with time, actor, IP and request id.
+
+This module only writes, and imports nothing back from the other services (they record
+events through it); reading a device's events is services.devices.list_events.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,6 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..extensions import db
 from ..models import Event, EventKind, utcnow
-from . import Actor, Page
 
 _events = Event.__table__
 _UPSERT_INSERTS = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}
@@ -78,24 +81,3 @@ def record_failed_authentication(device: sa.Row, origin: Origin | None) -> None:
     """A wrong secret (or a disabled device's secret) was presented for this client id. Commits."""
     add_aggregated(device.id, EventKind.AUTH_FAILED, origin)
     db.session.commit()
-
-
-def list_events(
-    actor: Actor, device_id: int, offset: int = 0, limit: int = 100, sort_order: str = "asc"
-) -> Page:
-    """A keyset page of the events of one of the actor's devices, by id.
-
-    Raises NotFound for a device that is not the actor's.
-    """
-    from .devices import read_device  # devices records events: import here, not at the top
-
-    device = read_device(actor, device_id)
-    query = sa.select(Event).where(Event.device_id == device.id)
-    if offset:
-        query = query.where(Event.id > offset if sort_order == "asc" else Event.id < offset)
-    order = Event.id.asc() if sort_order == "asc" else Event.id.desc()
-    results = list(db.session.scalars(query.order_by(order).limit(limit)))
-    count = db.session.scalar(
-        sa.select(sa.func.count()).select_from(Event).where(Event.device_id == device.id)
-    )
-    return Page(results, count or 0, results[-1].id if results else None)

@@ -20,6 +20,7 @@ from .. import reads
 from ..errors import InvalidInput, NotFound
 from ..extensions import db
 from ..models import MAX_ID, Device, EventKind, Token, TokenKind, User, utcnow
+from ..readmodels import IssuedTokens
 from ..security import PAT_PREFIX, REFRESH_PREFIX, digest, new_secret
 from ..signing import TokenSigner
 from . import Actor, events
@@ -93,19 +94,6 @@ def revoke_personal_token(actor: Actor | None, token_id: int) -> Token:
         token.revoked_time = utcnow()
         db.session.commit()
     return token
-
-
-@dataclass(frozen=True, slots=True)
-class IssuedTokens:
-    """What a token request produced; bioweb.oauth shapes it into the RFC 6749 answer."""
-
-    access_token: str
-    expires_in: int
-    scope: str
-    device_id: int
-    user_id: int
-    tenant_id: int
-    refresh_token: str | None = None
 
 
 def signer() -> TokenSigner:
@@ -298,7 +286,7 @@ def start_refresh_family(device: Any) -> IssuedTokens:
 
 
 def _fields(issued: IssuedTokens) -> dict[str, Any]:
-    return {name: getattr(issued, name) for name in IssuedTokens.__slots__}
+    return {name: getattr(issued, name) for name in IssuedTokens.__struct_fields__}
 
 
 _FIND_REFRESH = sa.select(

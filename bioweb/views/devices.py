@@ -13,10 +13,10 @@ from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from .. import devicecodes
-from ..api.serializers import redirect_url
 from ..forms import OnceForm, RegisterDeviceForm
 from ..origin import current_origin
-from ..services import devices, events
+from ..readmodels import Credentials
+from ..services import devices
 from ..services.events import Origin
 from . import (
     current_actor,
@@ -106,7 +106,7 @@ def create() -> ResponseReturnValue:
             bool(form.is_test_mode.data),
             _origin(),
         )
-        return creds.device.id, _credentials_page(creds, reauthorized=False)
+        return creds.id, _credentials_page(creds, reauthorized=False)
 
     def already_sent(device_id: int | None) -> Response:
         flash(
@@ -133,12 +133,12 @@ def create() -> ResponseReturnValue:
     )
 
 
-def _credentials_page(creds: devices.Credentials, reauthorized: bool) -> Response:
+def _credentials_page(creds: Credentials, reauthorized: bool) -> Response:
     html = render_template(
         "devices/credentials.html",
-        device=creds.device,
-        client_secret=creds.client_secret,
-        redirect_url=redirect_url(),
+        device=devices.read_device(current_actor(), creds.id),
+        client_secret=creds.oauth2_client_secret,
+        redirect_url=creds.oauth2_redirect_url,
         reauthorized=reauthorized,
     )
     return one_time_response(html)
@@ -151,12 +151,12 @@ def detail(device_id: int) -> str:
     Another user's device is a 404, as for a missing id (services raise NotFound).
     """
     before = request.args.get("events_before", type=int, default=0)
-    history = events.list_events(
+    device, history = devices.device_history(
         current_actor(), device_id, offset=max(before, 0), limit=20, sort_order="desc"
     )
     return render_template(
         "devices/detail.html",
-        device=devices.get_device(current_actor(), device_id),
+        device=device,
         history=history,
         events_before=before,
     )
@@ -164,7 +164,7 @@ def detail(device_id: int) -> str:
 
 @bp.get("/<int:device_id>/disable")
 def confirm_disable(device_id: int) -> str:
-    return render_template("devices/disable.html", device=devices.get_device(current_actor(), device_id))
+    return render_template("devices/disable.html", device=devices.read_device(current_actor(), device_id))
 
 
 @bp.post("/<int:device_id>/disable")
@@ -181,7 +181,7 @@ def disable(device_id: int) -> Response:
 
 @bp.get("/<int:device_id>/authorize")
 def confirm_authorize(device_id: int) -> str:
-    device = devices.get_device(current_actor(), device_id)
+    device = devices.read_device(current_actor(), device_id)
     form = OnceForm()
     form.nonce.data = issue_nonce(_authorize_purpose(device.id))
     return render_template("devices/authorize.html", device=device, form=form)
@@ -190,7 +190,7 @@ def confirm_authorize(device_id: int) -> str:
 @bp.post("/<int:device_id>/authorize")
 def authorize(device_id: int) -> ResponseReturnValue:
     """Give the device a new secret (and make it active); show the secret once. Commits via the service."""
-    device = devices.get_device(current_actor(), device_id)
+    device = devices.read_device(current_actor(), device_id)
 
     def reauthorize() -> tuple[int, Response]:
         creds = devices.authorize_device(current_actor(), device.id, _origin())
