@@ -16,7 +16,6 @@ import argparse
 import base64
 import cProfile
 import io
-import os
 import pstats
 import sys
 import tempfile
@@ -30,10 +29,6 @@ from bench import seed
 from bench.baseline import app as baseline_app
 from bioweb import create_app
 from bioweb.extensions import db
-
-# Read by create_app, not at import.
-os.environ.setdefault("SECRET_KEY", "bench-hotpaths")
-os.environ["RATELIMIT_ENABLED"] = "false"
 
 
 @dataclass
@@ -290,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite:///{tmp}/hotpaths.db"
-        app = create_app({"SQLALCHEMY_DATABASE_URI": url, "BIOWEB_TOKEN_KEYS": seed.TOKEN_KEYS})
+        app = create_app({**seed.APP_CONFIG, "SQLALCHEMY_DATABASE_URI": url})
         with app.app_context():
             db.create_all()
             engine = db.engine

@@ -28,7 +28,6 @@ import json
 import os
 import platform
 import random
-import secrets
 import sqlite3
 import statistics
 import subprocess
@@ -46,11 +45,6 @@ from flask import Response
 from bench import loadgen, seed, servers
 from bench.loadgen import LoadSpec, WrkResult
 from bioweb.config import normalize_database_url
-
-# The harness process builds the app too (in-process timings); it must never write instance/.
-# (bioweb reads the environment when an app is created, not at import.)
-os.environ.setdefault("SECRET_KEY", "bench-" + secrets.token_hex(16))
-os.environ["RATELIMIT_ENABLED"] = "false"
 
 ROOT = servers.ROOT
 OUT = ROOT / "bench" / "out"
@@ -177,7 +171,12 @@ class BenchDatabase:
             with engine.connect() as conn:
                 conn.exec_driver_sql(f'CREATE DATABASE "{self.opts.pg_db}"')
             engine.dispose()
-        env = {**os.environ, "DATABASE_URL": self.url}
+        env = {
+            **os.environ,
+            "DATABASE_URL": self.url,
+            "SECRET_KEY": seed.SECRET_KEY,
+            "BIOWEB_TOKEN_KEYS": seed.TOKEN_KEYS,
+        }
         subprocess.run(
             [str(FLASK), "--app", "app", "db", "upgrade"], cwd=ROOT, env=env, check=True, capture_output=True
         )
@@ -378,7 +377,7 @@ def in_process(url: str) -> tuple[Any, Any]:
     from bioweb import create_app
     from bioweb.services import tokens
 
-    return create_app({"SQLALCHEMY_DATABASE_URI": url, "BIOWEB_TOKEN_KEYS": seed.TOKEN_KEYS}), tokens
+    return create_app({**seed.APP_CONFIG, "SQLALCHEMY_DATABASE_URI": url}), tokens
 
 
 def token_lookup_ms(url: str, sample: list[seed.SeededDevice]) -> dict[str, float]:
@@ -547,7 +546,7 @@ def bench_backend(backend: str, opts: Options, work_dir: Path) -> dict[str, Any]
         env = {
             "DATABASE_URL": db.url,
             "RATELIMIT_ENABLED": "false",
-            "SECRET_KEY": os.environ["SECRET_KEY"],
+            "SECRET_KEY": seed.SECRET_KEY,
             "BIOWEB_TOKEN_KEYS": seed.TOKEN_KEYS,
         }
         log_dir = work_dir / backend

@@ -31,6 +31,9 @@ CHUNK = 50_000
 TOKEN_KEYS = "bench:" + secrets.token_urlsafe(32)
 ISSUER = "http://127.0.0.1:8000"
 SIGNER = TokenSigner(TOKEN_KEYS, ISSUER, ISSUER + "/api/v1")
+SECRET_KEY = "bench-" + secrets.token_hex(16)
+# Settings of every app the harness builds in its own process (it must never write instance/).
+APP_CONFIG = {"SECRET_KEY": SECRET_KEY, "BIOWEB_TOKEN_KEYS": TOKEN_KEYS, "RATELIMIT_ENABLED": False}
 
 
 def device_access_token(device_id: int, user_id: int, tenant_id: int, client_id: str) -> str:

@@ -10,9 +10,7 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
-os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
-
-from tests.helpers import (  # noqa: E402
+from tests.helpers import (
     app_with_database,
     create_pg_database,
     drop_pg_database,

@@ -119,15 +119,18 @@ class LiveServer(servers.Server):
 # --- Production-shape helpers (issue 5): CLI subprocesses, server pairs, throwaway databases.
 
 
+# The settings a child process (flask CLI, gunicorn) of the tests gets, so it never falls back
+# to generating keys in the checkout's instance/ folder.
+CLI_ENV = {
+    "SECRET_KEY": "test-secret-key-not-for-production",
+    "BIOWEB_TOKEN_KEYS": TOKEN_KEYS,
+    "BIOWEB_PASSWORD_HASH_METHOD": PASSWORD_HASH_METHOD,
+}
+
+
 def flask_cli(database_url: str, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
     """Run `flask --app app <args>` in a child process against `database_url`, as a deploy would."""
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "SECRET_KEY": "test-secret-key-not-for-production",
-        "BIOWEB_TOKEN_KEYS": TOKEN_KEYS,
-        "BIOWEB_PASSWORD_HASH_METHOD": PASSWORD_HASH_METHOD,
-    }
+    env = {**os.environ, **CLI_ENV, "DATABASE_URL": database_url}
     return subprocess.run(
         [sys.executable, "-m", "flask", "--app", "app", *args],
         cwd=ROOT,

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from bioweb.extensions import db
 from bioweb.models import Tenant, Token, User
 from bioweb.security import digest
-from tests.helpers import PASSWORD, ROOT, bearer, make_pat, make_user
+from tests.helpers import CLI_ENV, PASSWORD, ROOT, bearer, make_pat, make_user
 
 
 def create_user(runner, email="ada@example.com", *extra, password=PASSWORD):
@@ -115,7 +115,7 @@ def test_tokens_list_and_revoke(runner, client, app):
 @pytest.mark.slow
 def test_readme_commands_work_in_a_real_shell(app, database_url, client):
     """The README's walkthrough, as a person types it: create a user, export a token, use it."""
-    env = {**os.environ, "DATABASE_URL": database_url, "FLASK_APP": "app"}
+    env = {**os.environ, **CLI_ENV, "DATABASE_URL": database_url, "FLASK_APP": "app"}
     flask = f"{ROOT}/.venv/bin/flask" if (ROOT / ".venv/bin/flask").exists() else "flask"
     script = f"""
 set -e
