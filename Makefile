@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install run test test-fast bench soak lint format
+.PHONY: install run test test-fast typecheck bench soak lint format
 
 # After the pinned requirements, the project itself, editable and without dependencies (the pins
 # are the truth): `bioweb` and `bench` then import from scripts, tests and gunicorn, no sys.path edits.
@@ -22,7 +22,7 @@ run: install  ## apply migrations, then serve on http://127.0.0.1:8000
 # Markers (pyproject.toml): browser, server (starts gunicorn), postgres, fuzz, slow.
 FAST   := not (browser or server or postgres or fuzz or slow)
 
-test: install  ## the whole gate (CI): every test, SQLite and PostgreSQL, on all cores
+test: install typecheck  ## the whole gate (CI): the type check, then every test, SQLite and PostgreSQL, on all cores
 	$(PY) -m pytest -n auto --dist loadgroup
 
 test-fast: install  ## the inner loop: everything not marked, SQLite only, well under a minute
@@ -34,7 +34,10 @@ bench: install  ## throughput, scale and memory benchmarks (not tests)
 soak: install  ## 32 clients on a mixed workload for 10 minutes (not part of make test)
 	$(PY) -m bench.soak
 
-lint: install
+typecheck: install  ## mypy, strict on services, API, OAuth and the bearer check (pyproject.toml [tool.mypy])
+	$(VENV)/bin/mypy
+
+lint: install typecheck
 	$(VENV)/bin/ruff check bioweb tests bench app.py
 	$(VENV)/bin/ruff format --check bioweb tests bench app.py
 

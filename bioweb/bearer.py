@@ -103,7 +103,8 @@ def require_token(*scopes: str) -> Callable[[V], V]:
 
 def current_principal() -> Principal:
     """The principal of this request (inside a view guarded by require_token)."""
-    return g.principal
+    principal: Principal = g.principal
+    return principal
 
 
 def bearer_origin() -> Origin:

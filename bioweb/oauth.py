@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
@@ -43,6 +44,7 @@ from .errors import json_error
 from .extensions import csrf, limiter
 from .models import DeviceState
 from .origin import current_origin
+from .readmodels import IssuedTokens
 from .security import ACCESS_PREFIX, DUMMY_DIGEST, REFRESH_PREFIX, digest_matches
 from .services import devices, events, tokens
 from .signing import AccessClaims, TokenSigner
@@ -132,7 +134,8 @@ def presented_client() -> PresentedClient | None:
             g.presented_client = problem
     if isinstance(g.presented_client, CredentialsProblem):
         raise g.presented_client
-    return g.presented_client
+    presented: PresentedClient | None = g.presented_client
+    return presented
 
 
 # --- rate limits: failed client authentications only ---------------------------------------------
@@ -169,7 +172,7 @@ _failure_limits = [
 ]
 
 
-def _limited(view):
+def _limited(view: Callable[..., Any]) -> Callable[..., Any]:
     for decorate in _failure_limits:
         view = decorate(view)
     return view
@@ -185,7 +188,8 @@ class DeviceClient(ClientMixin):
         self.device = device
 
     def get_client_id(self) -> str:
-        return self.device.client_id
+        client_id: str = self.device.client_id
+        return client_id
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
         return method in AUTH_METHODS
@@ -204,7 +208,8 @@ class RefreshTokenView(TokenMixin):
         self.record = record
 
     def check_client(self, client: DeviceClient) -> bool:
-        return self.record.device_id == client.device.id
+        own: bool = self.record.device_id == client.device.id
+        return own
 
     def get_scope(self) -> str:
         return tokens.DEVICE_SCOPE
@@ -220,7 +225,9 @@ class RefreshTokenView(TokenMixin):
 
 
 class BioAuthorizationServer(AuthorizationServer):
-    def authenticate_client(self, request, methods, endpoint="token") -> DeviceClient:
+    def authenticate_client(
+        self, request: Any, methods: Sequence[str], endpoint: str = "token"
+    ) -> DeviceClient:
         """Client authentication from the one parse of the request's credentials.
 
         An unknown client id costs the same digest comparison as a wrong secret, and gets the
@@ -251,7 +258,7 @@ class BioAuthorizationServer(AuthorizationServer):
                 "(or its alias 'all'), or for none."
             )
 
-    def handle_error_response(self, request, error: OAuth2Error) -> Response:
+    def handle_error_response(self, request: Any, error: OAuth2Error) -> Response:
         description = error.description
         if isinstance(error, UnsupportedGrantTypeError):
             description = (
@@ -270,7 +277,7 @@ def oauth_error(status: int, error: str, description: str | None) -> Response:
     return json_error(status, error, description, headers=headers)
 
 
-def token_body(issued: tokens.IssuedTokens) -> dict[str, Any]:
+def token_body(issued: IssuedTokens) -> dict[str, Any]:
     """The RFC 6749 5.1 answer, plus the device, user and tenant the token acts for."""
     body: dict[str, Any] = {
         "access_token": issued.access_token,
@@ -305,7 +312,7 @@ def client_credentials_grant() -> Response:
         return server.handle_error_response(None, error)
     device = client.device
     issued = tokens.issue_device_token(device, current_origin(f"device:{device.id}"))
-    response = current_app.json.response(token_body(issued))
+    response = jsonify(token_body(issued))
     response.headers.update(TOKEN_HEADERS)
     return response
 
@@ -321,7 +328,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
     def authenticate_user(self, refresh_token: RefreshTokenView) -> None:
         return None
 
-    def create_token_response(self):
+    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
         device = self.client.device
         issued = tokens.rotate_refresh_token(
             device, self.request.refresh_token.record, current_origin(f"device:{device.id}")
@@ -356,8 +363,8 @@ def find_own_token(token: str, client: DeviceClient) -> OwnToken | None:
     return None
 
 
-def _presented_token(request) -> str:
-    token = request.form.get("token")
+def _presented_token(request: Any) -> str:
+    token: str | None = request.form.get("token")
     if not token:
         raise InvalidRequestError("The parameter token is missing: send the token to revoke or inspect.")
     return token
@@ -366,7 +373,7 @@ def _presented_token(request) -> str:
 class Revocation(RevocationEndpoint):
     CLIENT_AUTH_METHODS = AUTH_METHODS
 
-    def create_endpoint_response(self, request):
+    def create_endpoint_response(self, request: Any) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
         """RFC 7009: 200 with an empty object for every authenticated request. The client's own
         token is revoked; an unknown token or another client's changes nothing (same answer)."""
         client = self.authenticate_endpoint_client(request)
@@ -384,7 +391,7 @@ class Revocation(RevocationEndpoint):
 class Introspection(IntrospectionEndpoint):
     CLIENT_AUTH_METHODS = AUTH_METHODS
 
-    def create_endpoint_response(self, request):
+    def create_endpoint_response(self, request: Any) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
         """RFC 7662: what the client's own live token is; {"active": false} for anything else."""
         client = self.authenticate_endpoint_client(request)
         own = find_own_token(_presented_token(request), client)
@@ -457,12 +464,13 @@ def _front_gate() -> Response | None:
 
 
 def _server() -> BioAuthorizationServer:
-    return current_app.extensions["bioweb.oauth"]
+    server: BioAuthorizationServer = current_app.extensions["bioweb.oauth"]
+    return server
 
 
 @bp.post("/token")
 @_limited
-def issue_token():
+def issue_token() -> Response:
     if not request.form.get("grant_type"):
         return oauth_error(
             400,
@@ -471,23 +479,26 @@ def issue_token():
         )
     if request.form["grant_type"] == "client_credentials":
         return client_credentials_grant()
-    return _server().create_token_response()
+    response: Response = _server().create_token_response()
+    return response
 
 
 @bp.post("/token/revoke")
 @_limited
-def revoke_token():
-    return _server().create_endpoint_response(Revocation.ENDPOINT_NAME)
+def revoke_token() -> Response:
+    response: Response = _server().create_endpoint_response(Revocation.ENDPOINT_NAME)
+    return response
 
 
 @bp.post("/token/introspect")
 @_limited
-def introspect_token():
-    return _server().create_endpoint_response(Introspection.ENDPOINT_NAME)
+def introspect_token() -> Response:
+    response: Response = _server().create_endpoint_response(Introspection.ENDPOINT_NAME)
+    return response
 
 
 @bp.get("/.well-known/oauth-authorization-server")
-def metadata():
+def metadata() -> Response:
     base = current_app.config["BIOWEB_BASE_URL"]
     return jsonify(
         issuer=base,

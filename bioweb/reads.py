@@ -11,11 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeAlias
 
 import sqlalchemy as sa
 
 from .extensions import db
+
+# A row of any columns (sa.Row is generic over the types of its columns).
+Row: TypeAlias = sa.Row[*tuple[Any, ...]]
 
 
 @contextmanager
@@ -25,7 +28,7 @@ def connection() -> Iterator[sa.Connection]:
         yield conn
 
 
-def first(statement: sa.Executable, params: Mapping[str, Any] | None = None) -> sa.Row | None:
+def first(statement: sa.Executable, params: Mapping[str, Any] | None = None) -> Row | None:
     """The first row of a read, or None."""
     with db.engine.connect() as conn:
         return conn.execute(statement, params).first()

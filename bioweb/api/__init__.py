@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple, TypeVar
 
 import msgspec
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, jsonify, request
 from flask_wtf import FlaskForm
 from werkzeug.exceptions import BadRequest
 from wtforms import BooleanField, Field, IntegerField, StringField
@@ -46,8 +46,7 @@ def _expected_type(field_class: type[Field]) -> JSONType:
 
 def answer(model: msgspec.Struct) -> Response:
     """A read model (bioweb.readmodels) as the JSON answer, through the app's JSON provider."""
-    response: Response = current_app.json.response(to_builtins(model))
-    return response
+    return jsonify(to_builtins(model))
 
 
 def _invalid(fields: dict[str, list[str]]) -> InvalidInput:
@@ -70,8 +69,8 @@ def bind_json(form_class: type[F]) -> F:
         raise InvalidInput("The body is not valid JSON.") from None
     if not isinstance(payload, dict):
         raise InvalidInput('The body must be a JSON object, such as {"device_code": "iPhone1,1"}.')
-    form = form_class(formdata=None, data={}, meta={"csrf": False})
-    known = {name: field for name, field in form._fields.items()}
+    empty = form_class(formdata=None, data={}, meta={"csrf": False})
+    known: dict[str, Field] = dict(empty._fields)
     problems: dict[str, list[str]] = {}
     for name, value in payload.items():
         field = known.get(name)
@@ -84,7 +83,7 @@ def bind_json(form_class: type[F]) -> F:
             problems[name] = [f"Must be {expected.described}."]
     if problems:
         raise _invalid(problems)
-    form = form_class(formdata=None, data=payload, meta={"csrf": False})
+    form: F = form_class(formdata=None, data=payload, meta={"csrf": False})
     if not form.validate():
         raise _invalid(form.errors)
     return form
@@ -92,7 +91,7 @@ def bind_json(form_class: type[F]) -> F:
 
 def bind_args(form_class: type[F]) -> F:
     """Validate the query string with `form_class`. Raises InvalidInput naming each bad parameter."""
-    form = form_class(formdata=request.args, meta={"csrf": False})
+    form: F = form_class(formdata=request.args, meta={"csrf": False})
     if not form.validate():
         raise InvalidInput(f"Invalid query parameters: {', '.join(sorted(form.errors))}.", form.errors)
     return form

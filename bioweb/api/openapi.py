@@ -20,7 +20,7 @@ import functools
 from typing import Any
 
 import msgspec
-from flask import Flask, current_app, jsonify, send_from_directory
+from flask import current_app, jsonify, send_from_directory
 from flask.blueprints import BlueprintSetupState
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
@@ -275,8 +275,9 @@ RESPONSES: dict[str, Any] = {
     "Unavailable": _api_error("The database is not answering; Retry-After says when to try again."),
 }
 
-BEARER = [{"bearer": []}]
-CLIENT = [{"clientBasic": []}, {}]  # HTTP Basic, or client_id/client_secret in the form (no scheme)
+BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
+# HTTP Basic, or client_id/client_secret in the form (no scheme).
+CLIENT: list[dict[str, list[str]]] = [{"clientBasic": []}, {}]
 
 
 def _device_by_id(alias: bool) -> dict[str, Any]:
@@ -530,14 +531,13 @@ def openapi_document() -> Response:
 
 def api_docs() -> Response:
     """The reference page: static HTML whose script fetches /api/v1/openapi.json and renders it."""
-    return send_from_directory(current_app.static_folder, "docs/index.html", max_age=0)
+    return send_from_directory(str(current_app.static_folder), "docs/index.html", max_age=0)
 
 
 def _register_docs_page(state: BlueprintSetupState) -> None:
     # /api/docs lies outside the blueprint's /api/v1 prefix, so it is an app rule, added when
     # the API blueprint is registered (Blueprint.record_once), wherever that is.
-    app: Flask = state.app
-    app.add_url_rule("/api/docs", endpoint="api_docs", view_func=api_docs, methods=["GET"])
+    state.app.add_url_rule("/api/docs", endpoint="api_docs", view_func=api_docs, methods=["GET"])
 
 
 bp.record_once(_register_docs_page)

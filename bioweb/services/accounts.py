@@ -34,7 +34,7 @@ def password_problem(password: str) -> str | None:
 
 def _tenant(name: str) -> Tenant:
     """The tenant called `name`, created if new (race-safe via the unique constraint)."""
-    tenant = db.session.scalar(sa.select(Tenant).where(Tenant.name == name))
+    tenant: Tenant | None = db.session.scalar(sa.select(Tenant).where(Tenant.name == name))
     if tenant is not None:
         return tenant
     try:

@@ -131,13 +131,15 @@ SUMMARY_COLUMNS: tuple[str, ...] = DeviceSummary.__struct_fields__
 
 
 @functools.lru_cache(maxsize=64)
-def _page_statement(sort_field: str, sort_order: SortOrder, after_cursor: bool) -> sa.Select:
+def _page_statement(sort_field: str, sort_order: SortOrder, after_cursor: bool) -> sa.Select[Any]:
     """The keyset page query for one sort, built once per process (parameters bound per call)."""
     column, ident = _devices.c[sort_field], _devices.c.id
     query = sa.select(*(_devices.c[name] for name in SUMMARY_COLUMNS)).where(
         _devices.c.user_id == sa.bindparam("user_id")
     )
     if after_cursor:
+        key: sa.ColumnElement[Any]
+        cursor: sa.ColumnElement[Any]
         if sort_field == "id":
             key, cursor = ident, sa.bindparam("cursor_id")
         else:
@@ -251,7 +253,7 @@ def authorize_device(actor: Actor, device_id: int, origin: Origin | None = None)
     return _credentials(device, secret)
 
 
-def find_client(client_id: str) -> sa.Row | None:
+def find_client(client_id: str) -> reads.Row | None:
     """The device whose OAuth client id is `client_id` (any state) as a read-only row, or None."""
     if "\x00" in client_id:  # no stored id has one, and PostgreSQL refuses NUL in text
         return None

@@ -6,7 +6,9 @@ events through it); reading a device's events is services.devices.list_events.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -14,9 +16,14 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..extensions import db
 from ..models import Event, EventKind, utcnow
+from ..reads import Row
 
 _events = Event.__table__
-_UPSERT_INSERTS = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}
+# Both dialects' insert() offer on_conflict_do_update with the same arguments.
+_UPSERT_INSERTS: dict[str, Callable[[sa.Table], Any]] = {
+    "postgresql": postgresql_insert,
+    "sqlite": sqlite_insert,
+}
 
 
 @dataclass(frozen=True)
@@ -77,7 +84,7 @@ def add_aggregated(device_id: int, kind: EventKind, origin: Origin | None) -> No
     )
 
 
-def record_failed_authentication(device: sa.Row, origin: Origin | None) -> None:
+def record_failed_authentication(device: Row, origin: Origin | None) -> None:
     """A wrong secret (or a disabled device's secret) was presented for this client id. Commits."""
     add_aggregated(device.id, EventKind.AUTH_FAILED, origin)
     db.session.commit()

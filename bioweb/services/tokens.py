@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from flask import current_app
@@ -97,7 +97,8 @@ def revoke_personal_token(actor: Actor | None, token_id: int) -> Token:
 
 
 def signer() -> TokenSigner:
-    return current_app.extensions["bioweb.signer"]
+    signer: TokenSigner = current_app.extensions["bioweb.signer"]
+    return signer
 
 
 def _sign_device_token(device: Any) -> IssuedTokens:
@@ -117,6 +118,12 @@ def _sign_device_token(device: Any) -> IssuedTokens:
 
 
 _tokens, _devices, _users = Token.__table__, Device.__table__, User.__table__
+
+
+def _count(result: sa.Result[*tuple[Any, ...]]) -> int:
+    """How many rows an UPDATE or DELETE matched (db.session.execute is typed as returning a
+    plain Result; for these statements it is a CursorResult)."""
+    return cast("sa.CursorResult[*tuple[Any, ...]]", result).rowcount
 
 
 def issue_device_token(device: Any, origin: Origin | None = None) -> IssuedTokens:
@@ -140,7 +147,7 @@ def issue_device_token(device: Any, origin: Origin | None = None) -> IssuedToken
             )
             .values(last_token_time=now, last_active_time=now)
         )
-        if noted.rowcount == 1:
+        if _count(noted) == 1:
             events.add_aggregated(device.id, EventKind.TOKEN_ISSUED, origin)
         db.session.commit()
     return issued
@@ -321,7 +328,7 @@ def rotate_refresh_token(device: Any, token: RefreshToken, origin: Origin | None
         .where(_tokens.c.id == token.id, _tokens.c.revoked_time.is_(None))
         .values(revoked_time=now)
     )
-    if spent.rowcount != 1:
+    if _count(spent) != 1:
         # Reuse of a spent token while its family still lives: the family is compromised, so it
         # ends with the access tokens based on it. A family that was already ended (by an
         # earlier reuse, a revocation, a disable) ends nothing more.
@@ -344,7 +351,7 @@ def revoke_family(family: str | None, now: datetime | None = None) -> int:
         .where(_tokens.c.family == family, _tokens.c.revoked_time.is_(None))
         .values(revoked_time=now or utcnow())
     )
-    return result.rowcount
+    return _count(result)
 
 
 def revoke_refresh_token(token: RefreshToken) -> None:
@@ -363,4 +370,4 @@ def purge(keep_revoked: timedelta = DEFAULT_KEEP_REVOKED) -> int:
         sa.delete(Token).where(sa.or_(Token.expires_time <= now, Token.revoked_time <= now - keep_revoked))
     )
     db.session.commit()
-    return result.rowcount
+    return _count(result)
