@@ -15,7 +15,7 @@ from wtforms import BooleanField, DateField, IntegerField, StringField
 from wtforms.validators import AnyOf, InputRequired, Length, NumberRange, Optional
 
 from bioweb import readmodels
-from bioweb.api import form_schema
+from bioweb.api.core import form_schema
 from bioweb.api.openapi import document
 from bioweb.forms import DeviceRefForm, IdRange, ListDevicesForm, Present
 from bioweb.models import MAX_ID

@@ -9,7 +9,7 @@ from ..forms import DeviceForm, DeviceRefForm, ListDevicesForm, PageForm
 from ..readmodels import Credentials
 from ..services import devices
 from ..services.tokens import DEVICE_SCOPE
-from . import answer, bind_args, bind_json, bp
+from .core import answer, bind_args, bind_json, bp
 
 
 def _credentials_response(creds: Credentials) -> Response:

@@ -27,7 +27,7 @@ from werkzeug.wrappers import Response
 
 from ..forms import DeviceForm, DeviceRefForm, ListDevicesForm, PageForm
 from ..readmodels import API_MODELS, Id
-from . import bp, form_schema
+from .core import bp, form_schema
 
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
