@@ -50,7 +50,7 @@ def device_access_token(device_id: int, user_id: int, tenant_id: int, client_id:
     )
 
 
-PAT_SCOPE = "devices:read devices:write"
+PAT_SCOPE = "devices:read devices:write samples:read samples:write"
 DEVICE_SCOPE = "device"
 
 

@@ -85,7 +85,11 @@ def create_user(
 @tokens_cli.command("create")
 @click.argument("email")
 @click.option("--name", default="", help="A label to recognise the token by.")
-@click.option("--scope", default=None, help='Space-separated scopes (default: "devices:read devices:write").')
+@click.option(
+    "--scope",
+    default=None,
+    help="Space-separated scopes (default: all four: devices:read devices:write samples:read samples:write).",
+)
 @click.option(
     "--expires-in-days", type=click.IntRange(1, 3650), default=None, help="Expiry in days (default: never)."
 )

@@ -99,6 +99,8 @@ def load(instance_path: str) -> dict[str, Any]:
         "BIOWEB_TOKEN_RATELIMIT_PER_CLIENT": env("BIOWEB_TOKEN_RATELIMIT_PER_CLIENT", "30/minute"),
         "BIOWEB_TOKEN_RATELIMIT_PER_IP": env("BIOWEB_TOKEN_RATELIMIT_PER_IP", "300/minute"),
         "BIOWEB_LOGIN_RATELIMIT": env("BIOWEB_LOGIN_RATELIMIT", "10/minute"),
+        # Sample submissions per device (its own token) or per person (a PAT).
+        "BIOWEB_SAMPLE_RATELIMIT": env("BIOWEB_SAMPLE_RATELIMIT", "600/minute"),
         # werkzeug method string for new password hashes; verifying reads the method from the hash.
         "BIOWEB_PASSWORD_HASH_METHOD": env("BIOWEB_PASSWORD_HASH_METHOD", "scrypt"),
         # Cookie flags and security headers follow from this in bioweb/headers.py.

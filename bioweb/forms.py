@@ -3,6 +3,9 @@ JSON API (bound to the parsed body with CSRF off, see api.bind_json)."""
 
 from __future__ import annotations
 
+from typing import TypeVar
+
+import msgspec
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
@@ -21,6 +24,7 @@ from wtforms.validators import (
     InputRequired,
     Length,
     NumberRange,
+    Optional,
     StopValidation,
     ValidationError,
 )
@@ -68,6 +72,15 @@ class IdRange:
     def __call__(self, form, field) -> None:
         if isinstance(field.data, int) and not self.minimum <= field.data <= MAX_ID:
             raise StopValidation(self.message)
+
+
+S = TypeVar("S", bound=msgspec.Struct)
+
+
+def form_struct(form: FlaskForm, struct_type: type[S]) -> S:
+    """The validated data of `form` as `struct_type` (a bioweb.readmodels input such as
+    NewDevice): each field of the Struct from the form field of the same name."""
+    return struct_type(**{name: form[name].data for name in struct_type.__struct_fields__})
 
 
 class DeviceForm(FlaskForm):
@@ -147,6 +160,56 @@ class DeviceRefForm(FlaskForm):
             Present(message="is required: the id of one of your devices."),
             IdRange(1, message=f"must be a device id, from 1 to {MAX_ID}."),
         ],
+    )
+
+
+class MetricForm(FlaskForm):
+    """A new metric (API body; the dashboard's metric form will bind the same)."""
+
+    device_id = IntegerField(
+        "device_id",
+        validators=[
+            Present(message="is required: the id of one of your devices."),
+            IdRange(1, message=f"must be a device id, from 1 to {MAX_ID}."),
+        ],
+    )
+    name = StringField(
+        "name", filters=[_strip], validators=[Length(max=100, message="Must be at most 100 characters.")]
+    )
+    sample_type = StringField(
+        "sample_type",
+        filters=[_strip],
+        validators=[DataRequired(), Length(max=64, message="Must be at most 64 characters.")],
+        description="A HealthKit quantity type (heartRate, or HKQuantityTypeIdentifierHeartRate), or other.",
+    )
+    sample_type_other = StringField(
+        "sample_type_other",
+        filters=[_strip],
+        validators=[Length(max=100, message="Must be at most 100 characters.")],
+    )
+    quantity_type = StringField(
+        "quantity_type",
+        filters=[_strip],
+        validators=[DataRequired(), Length(max=32, message="Must be at most 32 characters.")],
+        description="The unit in HealthKit's syntax (count/min, kg, ...) or an alias (bpm), or other.",
+    )
+    quantity_type_other = StringField(
+        "quantity_type_other",
+        filters=[_strip],
+        validators=[Length(max=100, message="Must be at most 100 characters.")],
+    )
+    is_continuous_data = BooleanField(
+        "is_continuous_data", default=False, description="Omitted or null: false."
+    )
+
+
+class ListMetricsForm(PageForm):
+    """Query parameters of the metric list."""
+
+    device_id = IntegerField(
+        "device_id",
+        validators=[Optional(), IdRange(1, message=f"must be a device id, from 1 to {MAX_ID}.")],
+        description="Only this device's metrics.",
     )
 
 
@@ -255,6 +318,8 @@ class PersonalTokenForm(OnceForm):
         choices=[
             SelectChoice("devices:read", "devices:read — list and read your devices"),
             SelectChoice("devices:write", "devices:write — register, disable and re-authorize devices"),
+            SelectChoice("samples:read", "samples:read — read your metrics and their samples"),
+            SelectChoice("samples:write", "samples:write — register metrics, submit and delete samples"),
         ],
         default=list(PAT_SCOPES),
         validators=[InputRequired(message="Choose at least one permission.")],

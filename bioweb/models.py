@@ -1,13 +1,16 @@
-"""The data: tenants, users, their devices and every kind of bearer token."""
+"""The data: tenants, users, their devices, every kind of bearer token, metrics and their samples."""
 
 from __future__ import annotations
 
 import enum
 import uuid as uuid_mod
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.schema import CreateTable
 
 from .extensions import db
 
@@ -174,6 +177,9 @@ class EventKind(enum.StrEnum):
     DISABLED = "device.disabled"
     TOKEN_ISSUED = "token.issued"  # one row per device and hour in which it got tokens
     AUTH_FAILED = "client_auth.failed"  # aggregated per device and hour
+    SAMPLES_ACCEPTED = "samples.accepted"  # stored (new or replacing), aggregated per device and hour
+    SAMPLES_DUPLICATE = "samples.duplicate"  # sent again, nothing stored; aggregated likewise
+    SAMPLES_REJECTED = "samples.rejected"  # refused items of a batch; aggregated likewise
 
 
 class Event(db.Model):
@@ -203,3 +209,129 @@ class Event(db.Model):
     bucket: Mapped[datetime | None] = mapped_column(UTCDateTime)
     count: Mapped[int] = mapped_column(default=1)
     last_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Metric(db.Model):
+    """One measured thing on one device (heartRate from a watch, stepCount from a phone).
+
+    Deleting a metric is immediate for everyone (`deleted_time` set: it is gone from every
+    answer); its samples are removed in bounded batches, by the request and then by
+    `flask --app app maintenance`.
+    """
+
+    __tablename__ = "metrics"
+    __table_args__ = (
+        sa.Index("ix_metrics_user_id_id", "user_id", "id"),
+        sa.Index("ix_metrics_device_id_id", "device_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uuid: Mapped[str] = mapped_column(sa.String(36), unique=True, default=lambda: str(uuid_mod.uuid4()))
+    tenant_id: Mapped[int] = mapped_column(sa.ForeignKey("tenants.id"))
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
+    device_id: Mapped[int] = mapped_column(sa.ForeignKey("devices.id"))
+    name: Mapped[str] = mapped_column(sa.String(100), default="")
+    # A HealthKit quantity type, short form (heartRate), or "other" with sample_type_other.
+    sample_type: Mapped[str] = mapped_column(sa.String(64))
+    sample_type_other: Mapped[str] = mapped_column(sa.String(100), default="")
+    # The unit, canonical HealthKit syntax (count/min), or "other" with quantity_type_other.
+    quantity_type: Mapped[str] = mapped_column(sa.String(32))
+    quantity_type_other: Mapped[str] = mapped_column(sa.String(100), default="")
+    is_continuous_data: Mapped[bool] = mapped_column(default=False)
+    created_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    modified_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    deleted_time: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+
+
+class MotionContext(enum.StrEnum):
+    NOT_SET = "NotSet"
+    SEDENTARY = "Sedentary"
+    ACTIVE = "Active"
+
+
+# 64-bit sample ids (a million devices every 5 minutes exhausts 32 bits in days); SQLite's
+# INTEGER PRIMARY KEY is already 64-bit and must be spelled INTEGER to be the rowid.
+SampleId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+SAMPLE_PARTITIONS = 16
+
+
+class Sample(db.Model):
+    """One quantity sample (a reading). Only Core statements touch this table (services/samples.py).
+
+    Idempotency keys are real unique constraints: (metric_id, client_sample_id) when the client
+    sent an id, else (metric_id, start_date, end_date). On PostgreSQL the table is
+    hash-partitioned by metric_id (every key carries it), with (id, metric_id) as primary key.
+    """
+
+    __tablename__ = "quantity_samples"
+    __table_args__ = (
+        sa.Index("ix_quantity_samples_metric_start", "metric_id", "start_date", "id"),
+        sa.Index(
+            "uq_quantity_samples_metric_client_id",
+            "metric_id",
+            "client_sample_id",
+            unique=True,
+            sqlite_where=sa.text("client_sample_id IS NOT NULL"),
+            postgresql_where=sa.text("client_sample_id IS NOT NULL"),
+        ),
+        sa.Index(
+            "uq_quantity_samples_metric_dates",
+            "metric_id",
+            "start_date",
+            "end_date",
+            unique=True,
+            sqlite_where=sa.text("client_sample_id IS NULL"),
+            postgresql_where=sa.text("client_sample_id IS NULL"),
+        ),
+        sa.Index("ix_quantity_samples_uuid", "uuid"),
+        {"postgresql_partition_by": "HASH (metric_id)"},
+    )
+
+    id: Mapped[int] = mapped_column(SampleId, primary_key=True)
+    uuid: Mapped[str] = mapped_column(sa.String(36))
+    metric_id: Mapped[int] = mapped_column(sa.ForeignKey("metrics.id"))
+    start_date: Mapped[datetime] = mapped_column(UTCDateTime)
+    end_date: Mapped[datetime] = mapped_column(UTCDateTime)
+    quantity: Mapped[float | None] = mapped_column(sa.Float(precision=53))
+    sample_motion_context: Mapped[str] = mapped_column(sa.String(16), default=MotionContext.NOT_SET)
+    sample_sensor_location: Mapped[int | None] = mapped_column(sa.SmallInteger)
+    sample_sensor_location_other: Mapped[str] = mapped_column(sa.String(100), default="")
+    is_null: Mapped[bool] = mapped_column(default=False)
+    client_sample_id: Mapped[str | None] = mapped_column(sa.String(200))
+    client_sample_version: Mapped[int] = mapped_column(sa.BigInteger, default=1)
+    received_time: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+@compiles(CreateTable, "postgresql")
+def _partitioned_primary_key(create: CreateTable, compiler: Any, **kw: Any) -> str:
+    """A partitioned table's primary key must contain its partition key: (id, metric_id)."""
+    text = compiler.visit_create_table(create, **kw)
+    if create.element.name == Sample.__tablename__:
+        text = text.replace("PRIMARY KEY (id)", "PRIMARY KEY (id, metric_id)")
+    return text
+
+
+def sample_partitions_ddl() -> list[str]:
+    """The hash partitions of quantity_samples on PostgreSQL (the migration runs the same)."""
+    return [
+        f"CREATE TABLE quantity_samples_p{r:02d} PARTITION OF quantity_samples "
+        f"FOR VALUES WITH (MODULUS {SAMPLE_PARTITIONS}, REMAINDER {r})"
+        for r in range(SAMPLE_PARTITIONS)
+    ]
+
+
+def is_sample_partition(name: str) -> bool:
+    """A partition of quantity_samples (PostgreSQL): part of that table, not a table of the models."""
+    return name.startswith("quantity_samples_p") and name[len("quantity_samples_p") :].isdigit()
+
+
+def include_in_autogenerate(name: str | None, type_: str, parent_names: Any) -> bool:
+    """Alembic's include_name: the partitions are managed with their table, not compared alone."""
+    return not (type_ == "table" and name is not None and is_sample_partition(name))
+
+
+@sa.event.listens_for(Sample.__table__, "after_create")
+def _create_partitions(table: sa.Table, connection: sa.Connection, **kw: Any) -> None:
+    if connection.dialect.name == "postgresql":
+        for statement in sample_partitions_ddl():
+            connection.exec_driver_sql(statement)

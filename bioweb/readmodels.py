@@ -100,6 +100,16 @@ class Credentials(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     oauth2_redirect_url: Annotated[str, msgspec.Meta(extra_json_schema={"format": "uri"})]
 
 
+class NewDevice(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What registering a device takes, as forms.DeviceForm validated it (an input, beside the
+    read models). Fields after the manufacturer and model identifier are Device columns of the
+    same name that the user chooses, stored as given: a new one is added here and in the form."""
+
+    manufacturer: str
+    device_code: str
+    is_test_mode: bool = False
+
+
 class IssuedTokens(msgspec.Struct, frozen=True):
     """What a token request produced; bioweb.oauth shapes it into the RFC 6749 answer."""
 
@@ -112,8 +122,108 @@ class IssuedTokens(msgspec.Struct, frozen=True):
     refresh_token: str | None = None
 
 
+class MetricView(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
+    """One metric: a measured thing on one device, in one unit, with its latest sample."""
+
+    id: Id
+    uuid: Uuid
+    device_id: Id
+    tenant_id: Id
+    user_id: Id
+    name: str
+    sample_type: Annotated[
+        str, msgspec.Meta(description="HealthKit quantity type, short form (heartRate), or other.")
+    ]
+    sample_type_other: str
+    quantity_type: Annotated[
+        str, msgspec.Meta(description="The unit, HealthKit syntax (count/min), or other.")
+    ]
+    quantity_type_other: str
+    is_continuous_data: bool
+    created_time: Time
+    modified_time: Time
+    aggregation: Annotated[
+        str | None,
+        msgspec.Meta(
+            description="cumulative (a period's figure is a sum) or discrete (an average); null for other.",
+            extra_json_schema={"enum": ["cumulative", "discrete", None]},
+        ),
+    ]
+    latest_value: float | None
+    latest_timestamp: Time | None
+
+
+class MetricList(Page[MetricView], frozen=True, forbid_unknown_fields=True):
+    """One keyset page of the caller's metrics, by id."""
+
+
+class SampleView(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
+    """One stored quantity sample; `duplicate` says a submission found it already stored."""
+
+    uuid: Uuid
+    metric_id: Id
+    device_id: Id
+    sample_type: str
+    quantity: float | None
+    quantity_type: str
+    start_date: Time
+    end_date: Time
+    sample_motion_context: Annotated[
+        str, msgspec.Meta(extra_json_schema={"enum": ["NotSet", "Sedentary", "Active"]})
+    ]
+    sample_sensor_location: Annotated[int, msgspec.Meta(ge=0, le=6)] | None
+    sample_sensor_location_other: str
+    is_null: bool
+    client_sample_id: str | None
+    client_sample_version: Annotated[int, msgspec.Meta(ge=1)]
+    received_time: Time
+    duplicate: bool = False
+
+
+class SampleList(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One page of a metric's samples in (start_date, id) order."""
+
+    next_timestamp: Annotated[
+        int | None,
+        msgspec.Meta(description="The last result's start_date in epoch milliseconds (old clients)."),
+    ]
+    next_cursor: Annotated[
+        str | None, msgspec.Meta(description="Pass back as cursor for the next page; null on the last page.")
+    ]
+    count: Annotated[int, msgspec.Meta(ge=0, description="Samples matching the filters, all pages together.")]
+    results: list[SampleView]
+
+
+class SampleRejected(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """An item of a batch that was refused (and changed nothing): its index and what is wrong."""
+
+    index: Annotated[int, msgspec.Meta(ge=0)]
+    fields: dict[str, list[str]]
+
+
+class SampleBatchResult(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What a batch submission did."""
+
+    accepted: Annotated[int, msgspec.Meta(ge=0, description="New samples stored.")]
+    duplicates: Annotated[
+        int, msgspec.Meta(ge=0, description="Already stored (same key, version not higher).")
+    ]
+    replaced: Annotated[int, msgspec.Meta(ge=0, description="Stored samples replaced by a higher version.")]
+    rejected: list[SampleRejected]
+
+
 # The read models the API answers with, for the OpenAPI document's components.
-API_MODELS: tuple[type[msgspec.Struct], ...] = (DeviceList, DeviceDetail, EventList, Credentials)
+API_MODELS: tuple[type[msgspec.Struct], ...] = (
+    DeviceList,
+    DeviceDetail,
+    EventList,
+    Credentials,
+    MetricView,
+    MetricList,
+    SampleView,
+    SampleList,
+    SampleBatchResult,
+)
 
 _KEEP_AS_IS = (datetime,)
 

@@ -20,6 +20,7 @@ from bench import servers
 from bioweb import create_app
 from bioweb.extensions import db
 from bioweb.models import Device, User
+from bioweb.readmodels import NewDevice
 from bioweb.services import accounts, devices, tokens
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,7 +77,7 @@ def make_pat(user: User, scope: str | None = None, expires_in_days: int | None =
 
 def make_device(user: User, code: str = "iPhone1,1", is_test_mode: bool = False) -> tuple[Device, str]:
     """A registered device and its client secret."""
-    creds = devices.create_device(user, "Apple", code, is_test_mode)
+    creds = devices.create_device(user, NewDevice("Apple", code, is_test_mode))
     device = db.session.get(Device, creds.id)
     assert device is not None
     return device, creds.oauth2_client_secret

@@ -66,7 +66,7 @@ def test_tokens_create_prints_the_token_alone_on_the_last_line(runner, client, a
     assert client.get("/api/v1/devices", headers=bearer(token)).status_code == 200
     row = db.session.scalar(sa.select(Token))
     assert row.digest == digest(token) and row.name == "laptop" and row.expires_time is None
-    assert row.scope == "devices:read devices:write"
+    assert row.scope == "devices:read devices:write samples:read samples:write"
 
 
 def test_tokens_create_with_scope_and_expiry(runner, client, app):

@@ -20,6 +20,7 @@ import bioweb.models  # noqa: F401  (fills db.metadata)
 from bioweb import MIGRATIONS
 from bioweb.config import normalize_database_url
 from bioweb.extensions import db
+from bioweb.models import include_in_autogenerate, is_sample_partition
 from tests.conftest import PG_ADMIN_URL
 from tests.helpers import create_pg_database, drop_pg_database, flask_cli, make_app, make_device, make_user
 
@@ -57,7 +58,7 @@ def _inspect(database_url: str) -> tuple[set[str], str | None]:
     engine = sa.create_engine(normalize_database_url(database_url))
     try:
         with engine.connect() as conn:
-            tables = set(sa.inspect(conn).get_table_names())
+            tables = {name for name in sa.inspect(conn).get_table_names() if not is_sample_partition(name)}
             version = None
             if "alembic_version" in tables:
                 version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
@@ -72,7 +73,12 @@ def _schema_differences(database_url: str) -> list:
     try:
         with engine.connect() as conn:
             context = MigrationContext.configure(
-                conn, opts={"compare_type": True, "compare_server_default": True}
+                conn,
+                opts={
+                    "compare_type": True,
+                    "compare_server_default": True,
+                    "include_name": include_in_autogenerate,  # as bioweb/migrations/env.py
+                },
             )
             return compare_metadata(context, db.metadata)
     finally:

@@ -52,7 +52,7 @@ def test_tokens_page_needs_a_login(client):
 def test_empty_list_and_a_form_with_safe_defaults(web):
     page = web.get("/api-tokens").text
     assert "You have no tokens yet." in page
-    assert page.count('type="checkbox"') == 2 and page.count("checked") == 2
+    assert page.count('type="checkbox"') == 4 and page.count("checked") == 4
     assert re.search(r'<option selected value="30">|<option value="30" selected>', page)
 
 

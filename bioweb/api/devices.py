@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import Response
 
 from ..bearer import bearer_origin, current_principal, require_token
-from ..forms import DeviceForm, DeviceRefForm, ListDevicesForm, PageForm
-from ..readmodels import Credentials
+from ..forms import DeviceForm, DeviceRefForm, ListDevicesForm, PageForm, form_struct
+from ..readmodels import Credentials, NewDevice
 from ..services import devices
 from ..services.tokens import DEVICE_SCOPE
 from .core import answer, bind_args, bind_json, bp
@@ -30,9 +30,7 @@ def _no_content() -> Response:
 def create_device() -> Response:
     form = bind_json(DeviceForm)
     actor = current_principal()
-    creds = devices.create_device(
-        actor, form.manufacturer.data, form.device_code.data, bool(form.is_test_mode.data), bearer_origin()
-    )
+    creds = devices.create_device(actor, form_struct(form, NewDevice), bearer_origin())
     return _credentials_response(creds)
 
 

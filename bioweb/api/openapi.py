@@ -25,8 +25,9 @@ from flask.blueprints import BlueprintSetupState
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 
-from ..forms import DeviceForm, DeviceRefForm, ListDevicesForm, PageForm
+from ..forms import DeviceForm, DeviceRefForm, ListDevicesForm, ListMetricsForm, MetricForm, PageForm
 from ..readmodels import API_MODELS, Id
+from ..services.samples import SampleBatch, SampleIn
 from .core import bp, form_schema
 
 JSON = "application/json"
@@ -105,7 +106,11 @@ EXAMPLES: dict[str, dict[str, list[Any]]] = {
     "DeviceRef": {"device_id": [1]},
 }
 # Request bodies: the form that validates each (api.bind_json).
-REQUEST_FORMS: dict[str, type[FlaskForm]] = {"DeviceCreate": DeviceForm, "DeviceRef": DeviceRefForm}
+REQUEST_FORMS: dict[str, type[FlaskForm]] = {
+    "DeviceCreate": DeviceForm,
+    "DeviceRef": DeviceRefForm,
+    "MetricCreate": MetricForm,
+}
 
 
 def _request_schema(name: str) -> dict[str, Any]:
@@ -118,7 +123,9 @@ def _request_schema(name: str) -> dict[str, Any]:
 @functools.cache
 def derived_schemas() -> dict[str, Any]:
     """The components derived from code: the read models' and the request forms' schemas."""
-    _, components = msgspec.json.schema_components(API_MODELS, ref_template=REF_TEMPLATE)
+    _, components = msgspec.json.schema_components(
+        (*API_MODELS, SampleIn, SampleBatch), ref_template=REF_TEMPLATE
+    )
     return {**components, **{name: _request_schema(name) for name in REQUEST_FORMS}}
 
 
@@ -267,7 +274,8 @@ RESPONSES: dict[str, Any] = {
     "Forbidden": _api_error(
         'The token lacks the scope; WWW-Authenticate: Bearer error="insufficient_scope".'
     ),
-    "NotFound": _api_error("No such device of yours (another user's device looks the same)."),
+    "NotFound": _api_error("No such device, metric or sample of yours (another user's looks the same)."),
+    "Conflict": _api_error("The device is disabled; nothing is stored for it."),
     "MethodNotAllowed": _api_error("Wrong method; the Allow header lists the right ones."),
     "TooLarge": _api_error("The request body is too large."),
     "UnsupportedMediaType": _api_error("Send the body as JSON (Content-Type: application/json)."),
@@ -330,6 +338,184 @@ def _device_events(alias: bool) -> dict[str, Any]:
     }
 
 
+def _time_parameter(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "description": description + " Epoch milliseconds or RFC 3339 with an offset.",
+        "schema": {"type": "string", "examples": ["1641969206696", "2022-01-12T06:33:26Z"]},
+    }
+
+
+SAMPLE_QUERY = [
+    {"name": "metric_id", "in": "query", "required": True, "schema": ID},
+    _time_parameter("start_date_gt", "Only samples that start after this time."),
+    _time_parameter("start_date_gte", "Only samples that start at or after this time."),
+    _time_parameter("end_date_lt", "Only samples that end before this time."),
+    _time_parameter("end_date_lte", "Only samples that end at or before this time."),
+    {
+        "name": "limit",
+        "in": "query",
+        "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+    },
+    {"name": "sort_order", "in": "query", "schema": {"enum": ["asc", "desc"], "default": "asc"}},
+    {
+        "name": "cursor",
+        "in": "query",
+        "description": "next_cursor of the previous page (opaque, exact).",
+        "schema": {"type": "string"},
+    },
+]
+SAMPLES_SCOPE = "PAT with samples:{0}, or the device's own token (scope `device`) for its own metrics."
+
+
+def _metric_by_id(alias: bool) -> dict[str, Any]:
+    suffix = " (alias of /api/v1/metric/{metric_id})" if alias else ""
+    path = {"name": "metric_id", "in": "path", "required": True, "schema": ID}
+    return {
+        "parameters": [path],
+        "get": {
+            "operationId": "get_metric_alias" if alias else "get_metric",
+            "tags": ["samples"],
+            "summary": "Retrieve a metric, with its latest sample" + suffix,
+            "description": SAMPLES_SCOPE.format("read"),
+            "security": BEARER,
+            "responses": {
+                "200": _json(_ref("MetricView"), "The metric."),
+                "404": {"$ref": "#/components/responses/NotFound"},
+                **BEARER_ERRORS,
+            },
+        },
+        "delete": {
+            "operationId": "delete_metric_alias" if alias else "delete_metric",
+            "tags": ["samples"],
+            "summary": "Delete a metric and its samples" + suffix,
+            "description": SAMPLES_SCOPE.format("write")
+            + " Gone at once; its samples are removed in batches (flask maintenance finishes).",
+            "security": BEARER,
+            "responses": {
+                "204": {"description": "Deleted."},
+                "404": {"$ref": "#/components/responses/NotFound"},
+                **BEARER_ERRORS,
+            },
+        },
+    }
+
+
+def _samples_collection(alias: bool) -> dict[str, Any]:
+    suffix = " (alias of /api/v1/quantity-samples)" if alias else ""
+    return {
+        "post": {
+            "operationId": "submit_samples_alias" if alias else "submit_samples",
+            "tags": ["samples"],
+            "summary": "Submit one sample, or a batch of up to 1,000" + suffix,
+            "description": SAMPLES_SCOPE.format("write")
+            + " Idempotent by (metric_id, client_sample_id), else (metric_id, start_date, end_date);"
+            " a higher client_sample_version replaces. One object: 201 with the stored sample"
+            " (duplicate: true when it was there already). A batch: 200 with counts; bad items are"
+            " listed in rejected and change nothing. Body up to 1 MiB.",
+            "security": BEARER,
+            "requestBody": {
+                "required": True,
+                "content": {JSON: {"schema": {"oneOf": [_ref("SampleIn"), _ref("SampleBatch")]}}},
+            },
+            "responses": {
+                "200": _json(_ref("SampleBatchResult"), "What the batch did."),
+                "201": _json(_ref("SampleView"), "The stored sample."),
+                "404": {"$ref": "#/components/responses/NotFound"},
+                "409": {"$ref": "#/components/responses/Conflict"},
+                "429": {"$ref": "#/components/responses/TooManyRequests"},
+                **BODY_ERRORS,
+                **BEARER_ERRORS,
+            },
+        },
+        "get": {
+            "operationId": "list_samples_alias" if alias else "list_samples",
+            "tags": ["samples"],
+            "summary": "A metric's samples in (start_date, id) order" + suffix,
+            "description": SAMPLES_SCOPE.format("read"),
+            "security": BEARER,
+            "parameters": SAMPLE_QUERY,
+            "responses": {
+                "200": _json(_ref("SampleList"), "One page of samples."),
+                "400": {"$ref": "#/components/responses/BadRequest"},
+                "404": {"$ref": "#/components/responses/NotFound"},
+                **BEARER_ERRORS,
+            },
+        },
+    }
+
+
+def _sample_by_uuid(alias: bool) -> dict[str, Any]:
+    return {
+        "parameters": [
+            {
+                "name": "sample_uuid",
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string", "maxLength": 36},
+            }
+        ],
+        "delete": {
+            "operationId": "delete_sample_alias" if alias else "delete_sample",
+            "tags": ["samples"],
+            "summary": "Delete one sample",
+            "description": SAMPLES_SCOPE.format("write"),
+            "security": BEARER,
+            "responses": {
+                "204": {"description": "Deleted."},
+                "404": {"$ref": "#/components/responses/NotFound"},
+                **BEARER_ERRORS,
+            },
+        },
+    }
+
+
+def samples_paths() -> dict[str, Any]:
+    """Metrics and quantity samples (../shared/spec/samples.md)."""
+    return {
+        "/api/v1/metrics": {
+            "post": {
+                "operationId": "create_metric",
+                "tags": ["samples"],
+                "summary": "Register a metric on one of your devices",
+                "description": SAMPLES_SCOPE.format("write")
+                + " sample_type: a HealthKit quantity type (short or HKQuantityTypeIdentifier... form);"
+                " quantity_type: a unit that fits it (the error names the ones that do).",
+                "security": BEARER,
+                "requestBody": {"required": True, "content": {JSON: {"schema": _ref("MetricCreate")}}},
+                "responses": {
+                    "201": _json(_ref("MetricView"), "The metric."),
+                    "404": {"$ref": "#/components/responses/NotFound"},
+                    "409": {"$ref": "#/components/responses/Conflict"},
+                    **BODY_ERRORS,
+                    **BEARER_ERRORS,
+                },
+            },
+            "get": {
+                "operationId": "list_metrics",
+                "tags": ["samples"],
+                "summary": "List your metrics",
+                "description": SAMPLES_SCOPE.format("read")
+                + " Keyset pages by id: pass next_id back as offset.",
+                "security": BEARER,
+                "parameters": query_parameters(ListMetricsForm),
+                "responses": {
+                    "200": _json(_ref("MetricList"), "One page of metrics."),
+                    "400": {"$ref": "#/components/responses/BadRequest"},
+                    **BEARER_ERRORS,
+                },
+            },
+        },
+        "/api/v1/metric/{metric_id}": _metric_by_id(alias=False),
+        "/api/v1/metrics/{metric_id}": _metric_by_id(alias=True),
+        "/api/v1/quantity-samples": _samples_collection(alias=False),
+        "/api/v1/samples": _samples_collection(alias=True),
+        "/api/v1/quantity-sample/{sample_uuid}": _sample_by_uuid(alias=False),
+        "/api/v1/quantity-samples/{sample_uuid}": _sample_by_uuid(alias=True),
+    }
+
+
 def document(base_url: str) -> dict[str, Any]:
     """The OpenAPI 3.1 document, with `base_url` as its server."""
     credentials_response = _json(_ref("Credentials"), "The device's client credentials (shown once).")
@@ -348,6 +534,7 @@ def document(base_url: str) -> dict[str, Any]:
         "servers": [{"url": base_url}],
         "tags": [
             {"name": "devices", "description": "The published device endpoints (bearer token)."},
+            {"name": "samples", "description": "Metrics and their quantity samples (bearer token)."},
             {"name": "oauth", "description": "OAuth 2.0 for devices: RFC 6749, 7009, 7662, 8414."},
             {"name": "service", "description": "Health and this document."},
         ],
@@ -415,6 +602,7 @@ def document(base_url: str) -> dict[str, Any]:
                     },
                 },
             },
+            **samples_paths(),
             "/api/v1/openapi.json": {
                 "get": {
                     "operationId": "openapi_document",

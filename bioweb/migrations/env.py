@@ -3,6 +3,8 @@ from logging.config import fileConfig
 
 from flask import current_app
 
+from bioweb.models import include_in_autogenerate
+
 from alembic import context
 
 # this is the Alembic Config object, which provides
@@ -101,6 +103,7 @@ def run_migrations_online():
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),
+            include_name=include_in_autogenerate,
             **conf_args
         )
 

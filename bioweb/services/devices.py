@@ -14,7 +14,15 @@ from .. import devicecodes, reads
 from ..errors import InvalidInput, NotFound
 from ..extensions import db
 from ..models import MAX_ID, Device, DeviceState, Event, EventKind, User, utcnow
-from ..readmodels import Credentials, DeviceDetail, DeviceList, DeviceSummary, EventList, EventView
+from ..readmodels import (
+    Credentials,
+    DeviceDetail,
+    DeviceList,
+    DeviceSummary,
+    EventList,
+    EventView,
+    NewDevice,
+)
 from ..security import SECRET_PREFIX, digest, new_client_id, new_secret
 from . import Actor, Principal, events, tokens
 from .events import Origin
@@ -32,6 +40,10 @@ SortOrder = Literal["asc", "desc"]
 _devices, _users, _events = Device.__table__, User.__table__, Event.__table__
 
 
+# The fields of NewDevice that are Device columns of the same name (is_test_mode, ...).
+_CHOSEN_COLUMNS = NewDevice.__struct_fields__[2:]
+
+
 def redirect_url() -> str:
     """The OAuth redirect URL devices are given with their credentials."""
     return str(current_app.config["BIOWEB_BASE_URL"]) + "/appauth/code"
@@ -42,17 +54,16 @@ def _credentials(device: Device, secret: str) -> Credentials:
     return Credentials(device.id, device.uuid, device.client_id, secret, redirect_url())
 
 
-def create_device(
-    actor: Actor, manufacturer: str, code: str, is_test_mode: bool = False, origin: Origin | None = None
-) -> Credentials:
+def create_device(actor: Actor, new: NewDevice, origin: Origin | None = None) -> Credentials:
     """Register a device for `actor` with fresh client credentials.
 
-    `manufacturer` and `code` must already be validated (see forms.DeviceForm). Raises
-    InvalidInput for an unknown code. Commits.
+    `new` must already be validated (see forms.DeviceForm). Raises InvalidInput for an unknown
+    code. Commits.
     """
-    entry = devicecodes.lookup(code)
+    entry = devicecodes.lookup(new.device_code)
     if entry is None:
-        raise InvalidInput(f"device_code: unknown Apple model identifier {code!r}.")
+        raise InvalidInput(f"device_code: unknown Apple model identifier {new.device_code!r}.")
+    chosen = {name: getattr(new, name) for name in _CHOSEN_COLUMNS}
     secret = new_secret(SECRET_PREFIX)
     now = utcnow()
     # client_id is 64 random bits: a collision is astronomically rare, but the unique
@@ -61,16 +72,16 @@ def create_device(
         device = Device(
             tenant_id=actor.tenant_id,
             user_id=actor.id,
-            manufacturer=manufacturer,
+            manufacturer=new.manufacturer,
             code=entry.code,
             product_name=entry.product_name,
-            is_test_mode=is_test_mode,
             state=DeviceState.ACTIVE,
             client_id=new_client_id(),
             client_secret_digest=digest(secret),
             created_time=now,
             modified_time=now,
             last_active_time=now,
+            **chosen,
         )
         db.session.add(device)
         db.session.execute(

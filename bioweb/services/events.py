@@ -55,8 +55,8 @@ def add(device_id: int, kind: EventKind, origin: Origin | None) -> None:
     )
 
 
-def add_aggregated(device_id: int, kind: EventKind, origin: Origin | None) -> None:
-    """Count one more `kind` for the device in the current hour's row (no commit).
+def add_aggregated(device_id: int, kind: EventKind, origin: Origin | None, amount: int = 1) -> None:
+    """Count `amount` more `kind` for the device in the current hour's row (no commit).
 
     One upsert on the unique (device, kind, bucket) constraint, so concurrent writers add up
     rather than collide. The row keeps the first occurrence's time, actor, IP and request
@@ -71,7 +71,7 @@ def add_aggregated(device_id: int, kind: EventKind, origin: Origin | None) -> No
         time=now,
         last_time=now,
         bucket=now.replace(minute=0, second=0, microsecond=0),
-        count=1,
+        count=amount,
         actor=origin.actor,
         ip=origin.ip,
         request_id=origin.request_id,
@@ -79,7 +79,7 @@ def add_aggregated(device_id: int, kind: EventKind, origin: Origin | None) -> No
     db.session.execute(
         statement.on_conflict_do_update(
             index_elements=["device_id", "kind", "bucket"],
-            set_={"count": _events.c.count + 1, "last_time": now},
+            set_={"count": _events.c.count + amount, "last_time": now},
         )
     )
 

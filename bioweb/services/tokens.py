@@ -26,7 +26,7 @@ from ..signing import TokenSigner
 from . import Actor, events
 from .events import Origin
 
-PAT_SCOPES = ("devices:read", "devices:write")
+PAT_SCOPES = ("devices:read", "devices:write", "samples:read", "samples:write")
 DEVICE_SCOPE = "device"
 # The published system's only scope was "all", and its own device client asks for it.
 DEVICE_SCOPE_ALIASES = frozenset({DEVICE_SCOPE, "all"})
@@ -312,7 +312,9 @@ def find_refresh_token(plaintext: str) -> RefreshToken | None:
     return RefreshToken(*row) if row is not None else None
 
 
-def rotate_refresh_token(device: Any, token: RefreshToken, origin: Origin | None = None) -> IssuedTokens | None:
+def rotate_refresh_token(
+    device: Any, token: RefreshToken, origin: Origin | None = None
+) -> IssuedTokens | None:
     """Refresh grant with rotation: spend `token` and issue a new pair in the same family.
 
     The spend is a conditional UPDATE, so of two concurrent refreshes exactly one wins.

@@ -13,9 +13,9 @@ from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from .. import devicecodes
-from ..forms import OnceForm, RegisterDeviceForm
+from ..forms import OnceForm, RegisterDeviceForm, form_struct
 from ..origin import current_origin
-from ..readmodels import Credentials
+from ..readmodels import Credentials, NewDevice
 from ..services import devices
 from ..services.events import Origin
 from . import (
@@ -99,13 +99,7 @@ def create() -> ResponseReturnValue:
     form = RegisterDeviceForm()
 
     def register() -> tuple[int, Response]:
-        creds = devices.create_device(
-            current_actor(),
-            form.manufacturer.data,
-            form.device_code.data,
-            bool(form.is_test_mode.data),
-            _origin(),
-        )
+        creds = devices.create_device(current_actor(), form_struct(form, NewDevice), _origin())
         return creds.id, _credentials_page(creds, reauthorized=False)
 
     def already_sent(device_id: int | None) -> Response:
