@@ -8,11 +8,11 @@ from pathlib import Path
 
 import click
 from flask import Flask
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
 from .errors import AppError
 from .extensions import db
-from .services import accounts, tokens
+from .services import accounts, metrics, tokens
 
 users_cli = AppGroup("users", help="Manage user accounts.")
 tokens_cli = AppGroup("tokens", help="Manage personal access tokens and stored device tokens.")
@@ -149,3 +149,21 @@ def purge_tokens(keep_revoked_days: int) -> None:
     """Delete expired tokens and long-revoked ones."""
     removed = tokens.purge(timedelta(days=keep_revoked_days))
     click.echo(f"Purged {removed} tokens.")
+
+
+@click.command("maintenance")
+@click.option(
+    "--budget-seconds",
+    type=click.FloatRange(1, 86400),
+    default=300.0,
+    show_default=True,
+    help="Stop after this long; the next run carries on.",
+)
+@with_appcontext
+def maintenance(budget_seconds: float) -> None:
+    """Finish deleting metrics whose samples a delete request left behind, a bounded batch per
+    transaction, and purge expired and long-revoked tokens. Run it from cron (every few minutes
+    is fine: it does nothing when nothing waits)."""
+    finished, pending = metrics.purge_deleted_metrics(budget_seconds)
+    removed = tokens.purge()
+    click.echo(f"Deleted metrics finished: {finished}; still pending: {pending}. Purged {removed} tokens.")
