@@ -122,7 +122,12 @@ def handle_http_exception(error: HTTPException):
     elif error.code == 404:
         description = f"There is no resource at {request.path}."
     elif error.code == 413:
-        description = "The request body is too large."
+        limit = request.max_content_length
+        description = "The request body is too large" + (
+            f"; the limit here is {limit:,} bytes." if limit else "."
+        )
+        if request.path.endswith(("/quantity-samples", "/samples")):
+            description += " Send at most 1,000 samples a batch."
     return json_error(error.code, HTTP_ERROR_CODES.get(error.code, "error"), description, headers=headers)
 
 
