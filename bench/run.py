@@ -35,7 +35,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ import sqlalchemy as sa
 from flask import Response
 
 from bench import loadgen, seed, servers
+from bench import samples as bench_samples
 from bench.loadgen import LoadSpec, WrkResult
 from bioweb.config import normalize_database_url
 
@@ -65,6 +66,16 @@ DEPTH_TARGET = 1.2  # deepest page p50 <= 1.2 x first page p50
 COUNT_TARGET_MS = 50.0
 RSS_TARGET_MB = 90.0
 SCALE_ROUNDS = 3  # single-connection latency runs per case, interleaved
+# Issue 11: samples per second over HTTP as a share of the driver's own bulk insert, per backend;
+# reads at the start, middle and end of a metric within 1.5 x of each other; a batch into the
+# full table no slower than into the empty one by more than 1.5 x.
+INGEST_TARGETS = {"sqlite": 0.25, "postgresql": 0.15}
+READ_SPREAD_TARGET = 1.5
+INSERT_FULL_TARGET = 1.5
+# The phases of a run (--phases): the wrk throughput runs (with memory and the token read
+# before scale), the device scale, the samples ingest (with InfluxDB and memory after it),
+# the samples scale.
+PHASES = ("throughput", "scale", "ingest", "samples")
 
 
 def log(message: str) -> None:
@@ -90,6 +101,15 @@ class Options:
     users: int = 100
     devices_per_user: int = 100
     out: str = str(OUT)
+    phases: list[str] = field(default_factory=lambda: list(PHASES))
+    # Samples (issue 11): concurrent clients and batches of 1,000 they send in all; InfluxDB
+    # beside it; the samples and metrics of the scale phase; batches of the single-client runs.
+    ingest_clients: int = 4
+    ingest_batches: int = 240
+    influx: bool = True
+    samples_scale: int = 10_000_000
+    samples_metrics: int = 1000
+    insert_batches: int = 20
 
 
 @dataclass
@@ -526,6 +546,128 @@ def run_scale(opts: Options, db: BenchDatabase, engine: sa.Engine, target: serve
     }
 
 
+def run_ingest(
+    opts: Options,
+    db: BenchDatabase,
+    engine: sa.Engine,
+    data: seed.LoadData,
+    target: servers.Server,
+    work_dir: Path,
+) -> dict[str, Any]:
+    """Batches of 1,000 new samples over HTTP from `ingest_clients` devices at once, against the
+    driver's own insert of as many rows (the ceiling) and InfluxDB; one client alone on the
+    empty table first (the reference of the scale phase); worker memory after."""
+    bs = bench_samples
+    clients = opts.ingest_clients
+    per_client = max(1, opts.ingest_batches // clients)
+    start = datetime.now(UTC) - timedelta(days=60)
+    writers = bs.create_metrics(engine, data, clients + 1)
+    timelines = [bs.Timeline(w.metric_id, start) for w in writers]
+    empty = bs.batch_latency(target.url, writers[-1], timelines[-1], opts.insert_batches)
+    log(f"ingest: one client, empty table: batch p50 {empty['p50_ms']:.1f} ms")
+    items = [[t.items() for _ in range(per_client + 1)] for t in timelines[:clients]]  # + warm-up
+    jobs = [(w.token, [bs.json_body(b) for b in batches]) for w, batches in zip(writers, items, strict=False)]
+    bs.concurrent_posts(target.url, [(token, bodies[:1]) for token, bodies in jobs])
+    cpu = target.cpu_seconds()
+    http = bs.concurrent_posts(target.url, [(token, bodies[1:]) for token, bodies in jobs])
+    cpu = target.cpu_seconds() - cpu
+    samples = http["batches"] * bs.BATCH
+    http.update(
+        samples=samples, samples_per_s=samples / http["seconds"], cpu_us_per_sample=cpu * 1e6 / samples
+    )
+    log(
+        f"ingest: HTTP {http['samples_per_s']:,.0f} samples/s ({clients} clients, batch p50 "
+        f"{http['batch_p50_ms']:.1f} ms), worker CPU {http['cpu_us_per_sample']:.1f} us/sample"
+    )
+    memory = target.worker_rss_mb()
+    # The ceiling: as many rows, the same shape, metrics of their own, batches of 1,000.
+    own = [
+        bs.Timeline(w.metric_id, start) for w in bs.create_metrics(engine, data, clients, offset=clients + 1)
+    ]
+    sqlite = db.backend == "sqlite"
+    rows = [bs.db_rows(t.items(), sqlite) for _ in range(per_client) for t in own]
+    ceiling = bs.ceiling(db.url, rows)
+    del rows
+    log(f"ingest: ceiling ({ceiling['method']}) {ceiling['samples_per_s']:,.0f} samples/s")
+    influx: dict[str, Any]
+    if opts.influx:
+        try:
+            influx = bs.influx_ingest(work_dir, items)
+            log(f"ingest: InfluxDB {influx['samples_per_s']:,.0f} samples/s")
+        except (RuntimeError, OSError) as error:
+            influx = {"error": str(error)[:500]}
+            log(f"ingest: InfluxDB skipped: {influx['error']}")
+    else:
+        influx = {"error": "not run (--no-influx)"}
+    return {
+        "clients": clients,
+        "http": http,
+        "ceiling": ceiling,
+        "ratio": http["samples_per_s"] / ceiling["samples_per_s"],
+        "influx": influx,
+        "insert_empty": empty,
+        "memory_mb": memory,
+    }
+
+
+def run_samples_scale(
+    opts: Options,
+    db: BenchDatabase,
+    engine: sa.Engine,
+    data: seed.LoadData,
+    target: servers.Server,
+    ingest: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """`samples_scale` samples over `samples_metrics` metrics, seeded in bulk; then 1,000
+    samples of one metric read at the start, middle and end of its range (single connection),
+    and single-client batches into that metric (full table) against the empty-table figure."""
+    bs = bench_samples
+    offset = 2 * opts.ingest_clients + 1
+    writers = bs.create_metrics(engine, data, opts.samples_metrics, offset=offset)
+    per_metric = max(1, opts.samples_scale // len(writers))
+    step = timedelta(minutes=5)
+    start = datetime.now(UTC).replace(microsecond=0) - step * per_metric - timedelta(days=1)
+    empty = ingest["insert_empty"] if ingest else None
+    if empty is None:
+        (alone,) = bs.create_metrics(engine, data, 1, offset=offset + opts.samples_metrics)
+        empty = bs.batch_latency(target.url, alone, bs.Timeline(alone.metric_id, start), opts.insert_batches)
+    log(f"samples scale: seeding {per_metric * len(writers):,} samples over {len(writers):,} metrics")
+    seeded = bs.seed_samples(db.url, [w.metric_id for w in writers], per_metric, start, step)
+    log(f"samples scale: seeded in {seeded['seconds']:.1f} s")
+    metric = writers[len(writers) // 2]
+    auth = f"Bearer {metric.token}"
+    points = {"start": 0, "middle": per_metric // 2, "end": max(0, per_metric - bs.BATCH)}
+    specs = {}
+    for name, t in points.items():
+        ms = int((start + step * t).timestamp() * 1000)
+        query = f"metric_id={metric.metric_id}&start_date_gte={ms}&limit=1000"
+        label = f"1,000 samples of one metric from its {name} (sample {t:,} of {per_metric:,})"
+        specs[name] = LoadSpec(name, label, "GET", [(f"{bs.PATH}?{query}", auth)])
+    status, body = loadgen.check(target.url, specs["start"])
+    returned = len(json.loads(body)["results"])
+    latency = single_connection(opts, target, specs)
+    for row in latency.values():
+        log(f"samples scale: {row['label']}: p50 {row['p50_ms']:.2f} ms")
+    full = bs.batch_latency(
+        target.url, metric, bs.Timeline(metric.metric_id, start + step * per_metric), opts.insert_batches
+    )
+    log(
+        f"samples scale: one client, full table: batch p50 {full['p50_ms']:.1f} ms (empty {empty['p50_ms']:.1f})"
+    )
+    with engine.connect() as conn:
+        total = conn.exec_driver_sql("SELECT COUNT(*) FROM quantity_samples").scalar_one()
+    return {
+        "seeded": seeded,
+        "per_metric": per_metric,
+        "rows_in_table": total,
+        "returned": returned,
+        "read": latency,
+        "insert_empty": empty,
+        "insert_full": full,
+        "memory_mb": target.worker_rss_mb(),
+    }
+
+
 def bench_backend(backend: str, opts: Options, work_dir: Path) -> dict[str, Any] | None:
     """Every phase on one backend. Returns its figures, or None when the backend is unreachable."""
     db = BenchDatabase(backend, opts, work_dir)
@@ -553,58 +695,65 @@ def bench_backend(backend: str, opts: Options, work_dir: Path) -> dict[str, Any]
         log_dir.mkdir(parents=True, exist_ok=True)
         target = servers.start("bioweb", env=env, log_dir=log_dir, workers=opts.workers)
         running.append(target)
-        baseline = servers.start(
-            "baseline",
-            "baseline:app",
-            cwd=servers.BENCH,
-            env=env,
-            log_dir=log_dir,
-            health_path="/",
-            workers=opts.workers,
-        )
-        running.append(baseline)
-        specs = load_specs(data)
-        load = run_load(opts, target, baseline, specs, backend)
-        memory = {"bioweb": target.worker_rss_mb(), "baseline": baseline.worker_rss_mb()}
-        load += limited_token_load(
-            opts, env, log_dir, baseline, [s for s in specs if s.name == "token"], backend
-        )
-        log(f"{backend}: worker RSS MB bioweb {memory['bioweb']} baseline {memory['baseline']}")
-        small = data.devices[:1000]
-        with engine.connect() as conn:
-            tokens_before = conn.exec_driver_sql("SELECT COUNT(*) FROM tokens").scalar_one()
-        before_scale = {
-            "tokens": tokens_before,
-            "device_token_read": single_connection(
-                opts,
-                target,
-                {
-                    "device_token_read": LoadSpec(
-                        "device_token_read",
-                        f"device read, device token among {tokens_before:,} tokens",
-                        "GET",
-                        [(f"/api/v1/device/{d.id}", f"Bearer {d.access_token}") for d in small],
-                    )
-                },
-            )["device_token_read"],
-            "token_lookup": token_lookup_ms(db.url, small),
-        }
-        scale = run_scale(opts, db, engine, target) if opts.scale_devices else None
-        memory_after_scale = {"bioweb": target.worker_rss_mb(), "baseline": baseline.worker_rss_mb()}
-        return {
+        result: dict[str, Any] = {
             "backend": backend,
             "database": db.version(engine),
-            "load": [r.summary() for r in load],
-            "load_raw": {
+            "load": [],
+            "load_raw": {},
+        }
+        if "throughput" in opts.phases:
+            baseline = servers.start(
+                "baseline",
+                "baseline:app",
+                cwd=servers.BENCH,
+                env=env,
+                log_dir=log_dir,
+                health_path="/",
+                workers=opts.workers,
+            )
+            running.append(baseline)
+            specs = load_specs(data)
+            load = run_load(opts, target, baseline, specs, backend)
+            memory = {"bioweb": target.worker_rss_mb(), "baseline": baseline.worker_rss_mb()}
+            load += limited_token_load(
+                opts, env, log_dir, baseline, [s for s in specs if s.name == "token"], backend
+            )
+            log(f"{backend}: worker RSS MB bioweb {memory['bioweb']} baseline {memory['baseline']}")
+            small = data.devices[:1000]
+            with engine.connect() as conn:
+                tokens_before = conn.exec_driver_sql("SELECT COUNT(*) FROM tokens").scalar_one()
+            result["before_scale"] = {
+                "tokens": tokens_before,
+                "device_token_read": single_connection(
+                    opts,
+                    target,
+                    {
+                        "device_token_read": LoadSpec(
+                            "device_token_read",
+                            f"device read, device token among {tokens_before:,} tokens",
+                            "GET",
+                            [(f"/api/v1/device/{d.id}", f"Bearer {d.access_token}") for d in small],
+                        )
+                    },
+                )["device_token_read"],
+                "token_lookup": token_lookup_ms(db.url, small),
+            }
+            result["load"] = [r.summary() for r in load]
+            result["load_raw"] = {
                 r.name: {"target": [asdict(x) for x in r.target], "baseline": [asdict(x) for x in r.baseline]}
                 for r in load
-            },
-            "memory_mb": memory,
-            "memory_after_scale_mb": memory_after_scale,
-            "before_scale": before_scale,
-            "scale": scale,
-            "seconds": time.perf_counter() - started,
-        }
+            }
+            result["memory_mb"] = memory
+        if "scale" in opts.phases and opts.scale_devices:
+            result["scale"] = run_scale(opts, db, engine, target)
+            result["memory_after_scale_mb"] = {"bioweb": target.worker_rss_mb()}
+        ingest = None
+        if "ingest" in opts.phases:
+            ingest = result["ingest"] = run_ingest(opts, db, engine, data, target, work_dir)
+        if "samples" in opts.phases and opts.samples_scale:
+            result["samples_scale"] = run_samples_scale(opts, db, engine, data, target, ingest)
+        result["seconds"] = time.perf_counter() - started
+        return result
     finally:
         for server in reversed(running):
             server.stop()
@@ -648,13 +797,15 @@ def report(results: list[dict[str, Any]], opts: Options) -> str:
         "|---|---|---:|---:|---:|---|---|",
     ]
     for res in results:
-        before = res["before_scale"]
+        before = res.get("before_scale")
+        if not before:
+            continue
         lines.append(
             f"| {res['backend']} | {before['device_token_read']['label']} | "
             f"{before['device_token_read']['p50_ms']:.2f} | "
             f"{before['device_token_read']['p99_ms']:.2f} | - | - | - |"
         )
-        scale = res["scale"]
+        scale = res.get("scale")
         if not scale:
             continue
         lat = scale["latency"]
@@ -703,14 +854,104 @@ def report(results: list[dict[str, Any]], opts: Options) -> str:
         "|---|---|---:|---|---:|---|---|",
     ]
     for res in results:
-        for name, values in res["memory_mb"].items():
-            goal = name == "bioweb"
+        memories = dict(res.get("memory_mb") or {})
+        if res.get("ingest"):
+            memories["bioweb, after the samples ingest"] = res["ingest"]["memory_mb"]
+        if res.get("samples_scale"):
+            memories["bioweb, after the samples scale reads"] = res["samples_scale"]["memory_mb"]
+        for name, values in memories.items():
+            goal = name.startswith("bioweb")
             lines.append(
                 f"| {res['backend']} | {name} | {len(values)} | {', '.join(f'{v:.1f}' for v in values)} | "
                 f"{max(values):.1f} | {f'<= {RSS_TARGET_MB:g}' if goal else '-'} | "
                 f"{_ok(max(values) <= RSS_TARGET_MB) if goal else '-'} |"
             )
-    return "\n".join(lines)
+    lines += samples_report(results)
+    return _without_empty_tables("\n".join(lines))
+
+
+def _without_empty_tables(text: str) -> str:
+    """Drop the sections whose table has no rows (their phase did not run)."""
+    head, *sections = text.split("\n### ")
+    kept = [s for s in sections if s.rstrip().splitlines()[-1].startswith("| ")]
+    return "\n### ".join([head, *kept])
+
+
+def samples_report(results: list[dict[str, Any]]) -> list[str]:
+    """The tables of issue 11: samples ingest, and samples at scale."""
+    lines: list[str] = []
+    ingests = [r for r in results if r.get("ingest")]
+    if ingests:
+        lines += [
+            "",
+            "### Samples ingest (batches of 1,000 new samples; HTTP with a device token vs the driver alone)",
+            "",
+            "| backend | case | samples/s | vs ceiling | target | met | batch p50 ms | worker CPU us/sample |",
+            "|---|---|---:|---:|---|---|---:|---:|",
+        ]
+        for res in ingests:
+            ing, backend = res["ingest"], res["backend"]
+            http, ceil, goal = ing["http"], ing["ceiling"], INGEST_TARGETS.get(res["backend"])
+            lines.append(
+                f"| {backend} | bioweb over HTTP, {ing['clients']} clients ({http['samples']:,} samples) | "
+                f"{http['samples_per_s']:,.0f} | {ing['ratio']:.0%} | {f'>= {goal:.0%}' if goal else '-'} | "
+                f"{_ok(None if goal is None else ing['ratio'] >= goal)} | {http['batch_p50_ms']:.1f} | "
+                f"{http['cpu_us_per_sample']:.1f} |"
+            )
+            lines.append(
+                f"| {backend} | ceiling: {ceil['method']}, one connection, a commit per 1,000 | "
+                f"{ceil['samples_per_s']:,.0f} | 100% | - | - | "
+                f"{ceil['seconds'] * 1000 * 1000 / ceil['samples']:.1f} | - |"
+            )
+            empty = ing["insert_empty"]
+            lines.append(
+                f"| {backend} | bioweb over HTTP, one client, empty table | {empty['samples_per_s']:,.0f} | "
+                f"{empty['samples_per_s'] / ceil['samples_per_s']:.0%} | - | - | {empty['p50_ms']:.1f} | - |"
+            )
+            influx = ing.get("influx") or {}
+            if "error" in influx:
+                lines.append(f"| {backend} | InfluxDB: {influx['error']} | - | - | - | - | - | - |")
+            else:
+                lines.append(
+                    f"| {backend} | InfluxDB {influx['version'].split()[1]} (line protocol, "
+                    f"{ing['clients']} clients) | {influx['samples_per_s']:,.0f} | "
+                    f"{influx['samples_per_s'] / ceil['samples_per_s']:.0%} | - | - | "
+                    f"{influx['batch_p50_ms']:.1f} | {influx['cpu_us_per_sample']:.1f} (influxd) |"
+                )
+    scaled = [r for r in results if r.get("samples_scale")]
+    if scaled:
+        lines += [
+            "",
+            "### Samples at scale (single connection; wrk -t1 -c1 for reads, one client for inserts)",
+            "",
+            "| backend | case | p50 ms | vs fastest / empty | target | met |",
+            "|---|---|---:|---:|---|---|",
+        ]
+        for res in scaled:
+            sc, backend = res["samples_scale"], res["backend"]
+            seeded = sc["seeded"]
+            lines.append(
+                f"| {backend} | seeded {seeded['samples']:,} samples over {seeded['metrics']:,} metrics in "
+                f"{seeded['seconds']:.0f} s ({sc['rows_in_table']:,} rows in the table) | - | - | - | - |"
+            )
+            fastest = min(row["p50_ms"] for row in sc["read"].values())
+            spread = max(row["p50_ms"] for row in sc["read"].values()) / fastest
+            for row in sc["read"].values():
+                lines.append(
+                    f"| {backend} | {row['label']} | {row['p50_ms']:.2f} | {row['p50_ms'] / fastest:.2f}x | "
+                    f"<= {READ_SPREAD_TARGET}x | {_ok(spread <= READ_SPREAD_TARGET)} |"
+                )
+            empty, full = sc["insert_empty"], sc["insert_full"]
+            ratio = full["p50_ms"] / empty["p50_ms"]
+            lines.append(
+                f"| {backend} | a batch of 1,000 into an empty metric, near-empty table | {empty['p50_ms']:.1f} | "
+                f"- | - | - |"
+            )
+            lines.append(
+                f"| {backend} | a batch of 1,000 into a full metric, full table | {full['p50_ms']:.1f} | "
+                f"{ratio:.2f}x | <= {INSERT_FULL_TARGET}x | {_ok(ratio <= INSERT_FULL_TARGET)} |"
+            )
+    return lines
 
 
 def machine(results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -764,7 +1005,37 @@ def options(argv: list[str] | None) -> Options:
     parser.add_argument("--users", type=int, default=int(env("BENCH_USERS", "100")))
     parser.add_argument("--devices-per-user", type=int, default=int(env("BENCH_DEVICES_PER_USER", "100")))
     parser.add_argument("--out", default=env("BENCH_OUT", str(OUT)), help="results go to OUT/<timestamp>/")
+    parser.add_argument(
+        "--phases",
+        default=env("BENCH_PHASES", ",".join(PHASES)),
+        help=f"comma-separated, of {', '.join(PHASES)} (default: all)",
+    )
+    parser.add_argument("--ingest-clients", type=int, default=int(env("BENCH_INGEST_CLIENTS", "4")))
+    parser.add_argument(
+        "--ingest-batches",
+        type=int,
+        default=int(env("BENCH_INGEST_BATCHES", "240")),
+        help="batches of 1,000 samples the ingest clients send in all",
+    )
+    parser.add_argument(
+        "--influx",
+        action=argparse.BooleanOptionalAction,
+        default=env("BENCH_INFLUX", "1") not in ("0", "false", "no"),
+        help="write the same batches to a throwaway InfluxDB (Debian package influxdb)",
+    )
+    parser.add_argument("--samples-scale", type=int, default=int(env("BENCH_SAMPLES_SCALE", "10000000")))
+    parser.add_argument("--samples-metrics", type=int, default=int(env("BENCH_SAMPLES_METRICS", "1000")))
+    parser.add_argument(
+        "--insert-batches",
+        type=int,
+        default=int(env("BENCH_INSERT_BATCHES", "20")),
+        help="batches of the single-client insert runs (empty and full table)",
+    )
     args = parser.parse_args(argv)
+    phases = [p.strip() for p in args.phases.split(",") if p.strip()]
+    unknown = sorted(set(phases) - set(PHASES))
+    if unknown:
+        parser.error(f"unknown phases {', '.join(unknown)}; the phases are {', '.join(PHASES)}")
     return Options(
         backends=[b.strip() for b in args.backends.split(",") if b.strip()],
         duration=args.duration,
@@ -781,6 +1052,13 @@ def options(argv: list[str] | None) -> Options:
         users=args.users,
         devices_per_user=args.devices_per_user,
         out=args.out,
+        phases=phases,
+        ingest_clients=args.ingest_clients,
+        ingest_batches=args.ingest_batches,
+        influx=args.influx,
+        samples_scale=args.samples_scale,
+        samples_metrics=args.samples_metrics,
+        insert_batches=args.insert_batches,
     )
 
 

@@ -97,6 +97,12 @@ class DeviceForm(FlaskForm):
         description="An Apple model identifier; product_name comes from it.",
     )
     is_test_mode = BooleanField("Test mode", default=False, description="Omitted or null: false.")
+    name = StringField(
+        "Name (optional)",
+        filters=[_strip, lambda value: value or None],
+        validators=[Length(max=100, message="Must be at most 100 characters.")],
+        description="Your own label for the device, such as “Anna’s watch”.",
+    )
 
     def validate_manufacturer(self, field: StringField) -> None:
         if field.errors:

@@ -120,6 +120,8 @@ class Device(db.Model):
     code: Mapped[str] = mapped_column(sa.String(40))
     product_name: Mapped[str] = mapped_column(sa.String(120))
     is_test_mode: Mapped[bool] = mapped_column(default=False)
+    # The user's own label for the device ("Anna's watch"), optional.
+    name: Mapped[str | None] = mapped_column(sa.String(100))
     state: Mapped[int] = mapped_column(sa.SmallInteger, default=DeviceState.ACTIVE)
     client_id: Mapped[str] = mapped_column(sa.String(32), unique=True)
     client_secret_digest: Mapped[str] = mapped_column(sa.String(64))

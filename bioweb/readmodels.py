@@ -51,6 +51,7 @@ class DeviceSummary(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=
     created_time: Time
     modified_time: Time
     last_active_time: Time
+    name: Annotated[str | None, msgspec.Meta(description="The user's own label for the device.")]
 
 
 class DeviceDetail(DeviceSummary, frozen=True, forbid_unknown_fields=True, gc=False):
@@ -108,6 +109,7 @@ class NewDevice(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     manufacturer: str
     device_code: str
     is_test_mode: bool = False
+    name: str | None = None
 
 
 class IssuedTokens(msgspec.Struct, frozen=True):

@@ -73,6 +73,27 @@ def test_create_normalises_case_and_takes_test_mode(client, token):
     assert detail["is_test_mode"] is True
 
 
+def test_create_takes_an_optional_name_shown_in_the_list_and_the_device(client, token):
+    named = create(client, token, {**CREATE, "name": "  Anna's watch  "}).get_json()["id"]
+    unnamed = create(client, token).get_json()["id"]
+    blank = create(client, token, {**CREATE, "name": " ", "is_test_mode": None}).get_json()["id"]
+    null = create(client, token, {**CREATE, "name": None}).get_json()["id"]
+    assert client.get(f"/api/v1/device/{named}", headers=bearer(token)).get_json()["name"] == "Anna's watch"
+    listed = client.get("/api/v1/devices", headers=bearer(token)).get_json()["results"]
+    assert {d["id"]: d["name"] for d in listed} == {
+        named: "Anna's watch",
+        unnamed: None,
+        blank: None,
+        null: None,
+    }
+
+
+@pytest.mark.parametrize("name", ["x" * 101, 7, True, ["a"]])
+def test_create_refuses_a_bad_name(client, token, name):
+    body = assert_error(create(client, token, {**CREATE, "name": name}), 400, "invalid_request")
+    assert list(body["fields"]) == ["name"]
+
+
 def test_redirect_url_follows_configured_base_url(app, client, token):
     app.config["BIOWEB_BASE_URL"] = "https://biometricscloud.net"
     body = create(client, token).get_json()
@@ -219,6 +240,7 @@ def test_retrieve_has_every_published_field(client, token, user, path):
         "created_time": body["created_time"],
         "modified_time": body["modified_time"],
         "last_active_time": body["last_active_time"],
+        "name": None,
     }
     for key in ("created_time", "modified_time", "last_active_time"):
         assert body[key].endswith("+00:00")

@@ -1,6 +1,6 @@
 """`make bench` in miniature: every phase of bench/run.py (seed, gunicorn pair, wrk load, memory,
-scale) runs in seconds on SQLite and writes its results, so the harness cannot rot unseen.
-The figures themselves mean nothing at this size."""
+scale, samples ingest and samples scale) runs in seconds on SQLite and writes its results, so
+the harness cannot rot unseen. The figures themselves mean nothing at this size."""
 
 from __future__ import annotations
 
@@ -29,6 +29,12 @@ TINY = [
     "--devices-per-user=10",
     "--scale-devices=200",
     "--scale-duration=3",
+    "--ingest-clients=2",
+    "--ingest-batches=4",
+    "--no-influx",
+    "--samples-scale=20000",
+    "--samples-metrics=10",
+    "--insert-batches=2",
 ]
 
 
@@ -59,4 +65,8 @@ def test_a_seconds_long_bench_writes_its_results(tmp_path: Path) -> None:
     assert all(row["rps"] > 0 for row in result["load"])
     assert result["scale"]["devices"] == 200 and result["scale"]["api_count"] == 200
     assert result["memory_mb"]["bioweb"]
-    assert "### Throughput" in (run_dir / "results.md").read_text()
+    assert result["ingest"]["http"]["samples"] == 4000 and result["ingest"]["ceiling"]["samples"] == 4000
+    assert result["samples_scale"]["seeded"]["samples"] == 20000
+    assert result["samples_scale"]["returned"] == 1000
+    text = (run_dir / "results.md").read_text()
+    assert "### Throughput" in text and "### Samples ingest" in text and "### Samples at scale" in text

@@ -187,6 +187,27 @@ def test_code_suggestions_come_from_the_identifier_table(web):
 # --- Detail, ownership ---------------------------------------------------------------------------
 
 
+def test_register_takes_an_optional_name_shown_in_the_list_and_on_the_page(web):
+    form = web.get("/devices/new").text
+    assert 'name="name"' in form and "Name (optional)" in form and "Anna’s watch" in form
+    response, _ = register(web, "Watch6,1", name="  Anna's watch ")
+    assert response.status_code == 200
+    register(web, "iPhone14,2")
+    named, unnamed = all_devices()
+    assert (named.name, unnamed.name) == ("Anna's watch", None)
+    listing = web.get("/devices").text
+    assert "Anna&#39;s watch" in listing and "iPhone 13 Pro" in listing
+    page = web.get(f"/devices/{named.id}").text
+    assert re.search(r"<h1>Anna&#39;s watch <span[^>]*>Apple Watch Series 6 40mm case \(GPS\)</span>", page)
+    assert "Anna&#39;s watch" not in web.get(f"/devices/{unnamed.id}").text
+
+
+def test_register_refuses_a_name_over_100_characters(web):
+    response, _ = register(web, "Watch6,1", name="x" * 101)
+    assert response.status_code == 400 and "Must be at most 100 characters." in response.text
+    assert all_devices() == []
+
+
 def test_device_page_shows_the_retrieve_fields_in_words(web, user):
     device, secret = make_device(user, "Watch6,1")
     page = web.get(f"/devices/{device.id}").text
