@@ -141,6 +141,8 @@ def _time_arg(name: str) -> datetime | None:
         if value.lstrip("-").isascii() and value.lstrip("-").isdigit():
             return datetime.fromtimestamp(int(value) / 1000, UTC)
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace(" ", "+"))
+        if parsed.tzinfo is not None:
+            parsed = parsed.astimezone(UTC)  # OverflowError when an offset leaves years 1 to 9999
     except (ValueError, OverflowError, OSError):
         parsed = None
     if parsed is None or parsed.tzinfo is None:

@@ -15,9 +15,10 @@ import binascii
 import json
 import math
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 import msgspec
 import sqlalchemy as sa
@@ -37,7 +38,8 @@ FUTURE_ALLOWANCE = timedelta(minutes=10)
 FRACTION_UNIT = "%"
 
 _samples, _metrics = Sample.__table__, Metric.__table__
-_INSERTS = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}
+# Both dialects' insert() offer on_conflict_do_nothing.
+_INSERTS: dict[str, Callable[[sa.Table], Any]] = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}
 
 MetricId = Annotated[int, msgspec.Meta(ge=1, le=MAX_ID)]
 AwareTime = Annotated[datetime, msgspec.Meta(tz=True, description="RFC 3339 with an offset, or Z.")]
@@ -110,6 +112,13 @@ def _check(item: SampleIn, metric: Any, now: datetime) -> dict[str, list[str]]:
     problems: dict[str, list[str]] = {}
     if metric is None:
         return {"metric_id": [f"You have no metric with id {item.metric_id}."]}
+    for name in ("start_date", "end_date"):
+        try:  # an offset can push year 1 or 9999 out of what a datetime holds in UTC
+            getattr(item, name).astimezone(UTC)
+        except OverflowError:
+            problems[name] = ["Is out of range: years 1 to 9999, in UTC."]
+    if problems:
+        return problems
     if metric.device_state != DeviceState.ACTIVE:
         problems["metric_id"] = [
             f"The device of metric {item.metric_id} is disabled; nothing is stored for it."
@@ -164,8 +173,8 @@ def _existing(pending: list[_Pending]) -> dict[tuple[Any, ...], Any]:
             _samples.c.client_sample_id.is_(None),
             sa.tuple_(_samples.c.metric_id, _samples.c.start_date, _samples.c.end_date).in_(chunk),
         )
-        for row in db.session.execute(query):
-            found[("dates", row.metric_id, row.start_date, row.end_date)] = row
+        for dated in db.session.execute(query):
+            found[("dates", dated.metric_id, dated.start_date, dated.end_date)] = dated
     return found
 
 
@@ -177,18 +186,16 @@ def _replace(row: Any, item: SampleIn, now: datetime) -> bool:
     """Replace a stored sample by a higher version of it; False when the stored one is as new."""
     values = _row(item, row.uuid, now)
     del values["uuid"]
-    return (
-        db.session.execute(
-            sa.update(_samples)
-            .where(
-                _samples.c.id == row.id,
-                _samples.c.metric_id == item.metric_id,
-                _samples.c.client_sample_version < item.client_sample_version,
-            )
-            .values(**values)
-        ).rowcount
-        == 1
+    result = db.session.execute(
+        sa.update(_samples)
+        .where(
+            _samples.c.id == row.id,
+            _samples.c.metric_id == item.metric_id,
+            _samples.c.client_sample_version < item.client_sample_version,
+        )
+        .values(**values)
     )
+    return cast("sa.CursorResult[Any]", result).rowcount == 1
 
 
 def _store(pending: list[_Pending], outcome: _Outcome, now: datetime) -> None:
@@ -411,11 +418,13 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         start, sample_id = json.loads(raw)
-        position = datetime.fromisoformat(start), int(sample_id)
-        if position[0].tzinfo is None or not 0 < position[1] < 2**63:
+        if not isinstance(start, str) or type(sample_id) is not int or not 0 < sample_id < 2**63:
             raise ValueError
-        return position
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
+        moment = datetime.fromisoformat(start)
+        if moment.tzinfo is None:
+            raise ValueError
+        return moment.astimezone(UTC), sample_id
+    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError, OverflowError):
         message = "Not a cursor of this API; pass back next_cursor as it was given."
         raise InvalidInput(f"cursor: {message}", {"cursor": [message]}) from None
 
