@@ -214,6 +214,15 @@ class SampleBatchResult(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
     rejected: list[SampleRejected]
 
 
+class MetricOverview(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
+    """A metric as the dashboard lists it: the metric (with its latest sample), its type in
+    words, and how many samples started in the last 24 hours."""
+
+    metric: MetricView
+    type_name: Annotated[str, msgspec.Meta(description="The type in words (Heart rate), or its description.")]
+    samples_last_24h: Annotated[int, msgspec.Meta(ge=0)]
+
+
 # The read models the API answers with, for the OpenAPI document's components.
 API_MODELS: tuple[type[msgspec.Struct], ...] = (
     DeviceList,

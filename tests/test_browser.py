@@ -1,12 +1,14 @@
 """The whole dashboard journey in real headless Chromium against a gunicorn process:
 sign up, register an Apple Watch, use its secret at /token, reload (no secret), re-authorize
-(old secret refused), disable (the device's token refused). Screenshots of every page, at
+(old secret refused), send samples with the device's token and read them on the device and
+metric pages, disable (the device's token refused). Screenshots of every page, at
 desktop and phone width, land in tests/screenshots/."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
@@ -60,6 +62,63 @@ def token_for(base: str, client_id: str, secret: str) -> requests.Response:
     return requests.post(
         f"{base}/token", auth=(client_id, secret), data={"grant_type": "client_credentials"}, timeout=10
     )
+
+
+def send_samples(base: str, device_token: str, device_id: int) -> int:
+    """Register three metrics with the device's own token and send samples to them; returns
+    the heart rate metric's id (60 samples, a minute apart, the newest "hr-59")."""
+    auth = {"Authorization": f"Bearer {device_token}"}
+    ids = {}
+    for sample_type, unit, name in (
+        ("heartRate", "bpm", "Resting heart"),
+        ("stepCount", "count", ""),
+        ("oxygenSaturation", "%", ""),
+    ):
+        created = requests.post(
+            f"{base}/api/v1/metrics",
+            json={"device_id": device_id, "sample_type": sample_type, "quantity_type": unit, "name": name},
+            headers=auth,
+            timeout=10,
+        )
+        assert created.status_code == 201, created.text
+        ids[sample_type] = created.json()["id"]
+    now = datetime.now(UTC).replace(microsecond=0)
+    heart = [
+        {
+            "metric_id": ids["heartRate"],
+            "start_date": (now - timedelta(minutes=60 - i)).isoformat(),
+            "end_date": (now - timedelta(minutes=60 - i)).isoformat(),
+            "quantity": 58 + (i * 7) % 23,
+            "sample_motion_context": "Sedentary",
+            "sample_sensor_location": 2,
+            "client_sample_id": f"hr-{i}",
+        }
+        for i in range(60)
+    ]
+    steps = [
+        {
+            "metric_id": ids["stepCount"],
+            "start_date": (now - timedelta(hours=h + 1)).isoformat(),
+            "end_date": (now - timedelta(hours=h)).isoformat(),
+            "quantity": 1200 + 37 * h,
+            "sample_motion_context": "Active",
+        }
+        for h in range(5)
+    ]
+    oxygen = [
+        {
+            "metric_id": ids["oxygenSaturation"],
+            "start_date": now.isoformat(),
+            "end_date": now.isoformat(),
+            "quantity": 0.97,
+        }
+    ]
+    sent = requests.post(
+        f"{base}/api/v1/quantity-samples", json={"samples": heart + steps + oxygen}, headers=auth, timeout=10
+    )
+    assert sent.status_code == 200, sent.text
+    assert sent.json()["accepted"] == 66 and sent.json()["rejected"] == []
+    return ids["heartRate"]
 
 
 def test_dashboard_journey(live_server: str, browser: Browser, database_url: str) -> None:
@@ -169,8 +228,34 @@ def test_dashboard_journey(live_server: str, browser: Browser, database_url: str
     )
     assert own.status_code == 200 and own.json()["client_id"] == client_id
 
-    # Disable, with a confirmation: the device's token is refused from then on.
+    # The watch registers its metrics and sends an hour of heart rate (a sample a minute),
+    # today's steps and an oxygen reading; the device page lists them, the metric page pages them.
+    heart_id = send_samples(live_server, device_token, device_id)
     page.get_by_role("link", name="I have saved it").click()
+    metrics_table = page.get_by_role("table", name=re.compile("What this device measures"))
+    expect(metrics_table.locator("tbody tr")).to_have_count(3)
+    heart_row = metrics_table.locator("tbody tr").filter(has_text="Heart rate")
+    expect(heart_row).to_contain_text("Resting heart")
+    expect(heart_row).to_contain_text("count/min")
+    expect(heart_row).to_contain_text("60 samples")
+    expect(metrics_table.locator("tbody tr").filter(has_text="Oxygen")).to_contain_text("97")
+    journey.snap("09a-device-metrics")
+    heart_row.get_by_role("link").click()
+    expect(page).to_have_url(f"{live_server}/metrics/{heart_id}")
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Resting heart")
+    samples_table = page.get_by_role("table", name=re.compile("The latest samples"))
+    expect(samples_table.locator("tbody tr")).to_have_count(50)
+    expect(samples_table.locator("tbody tr").first).to_contain_text("hr-59")
+    journey.snap("09b-metric")
+    page.get_by_role("link", name="Older").click()
+    older = page.get_by_role("table", name=re.compile("Older samples"))
+    expect(older.locator("tbody tr")).to_have_count(10)
+    expect(older.locator("tbody tr").last).to_contain_text("hr-0")
+    journey.snap("09c-metric-older")
+    page.get_by_role("link", name=re.compile("Resting heart|Apple Watch")).first.click()
+    expect(page).to_have_url(f"{live_server}/devices/{device_id}")
+
+    # Disable, with a confirmation: the device's token is refused from then on.
     page.get_by_role("link", name="Disable").click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("Disable")
     journey.snap("10-disable-confirm")

@@ -7,6 +7,7 @@ device's metrics only. Anything else is NotFound, exactly like a metric that doe
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -15,8 +16,8 @@ from .. import quantitytypes, reads
 from ..errors import Conflict, InvalidInput, NotFound
 from ..extensions import db
 from ..models import MAX_ID, Device, DeviceState, Metric, Sample, utcnow
-from ..readmodels import MetricList, MetricView
-from . import Actor, Principal
+from ..readmodels import MetricList, MetricOverview, MetricView
+from . import Actor, Principal, devices
 
 OTHER = "other"
 # Deleting a metric removes its samples this many rows per transaction, so other writers
@@ -285,3 +286,54 @@ def purge_deleted_metrics(budget_seconds: float = 300.0) -> tuple[int, int]:
             break
         finished += 1
     return finished, len(pending) - finished
+
+
+# --- the dashboard's overviews --------------------------------------------------------------------
+
+RECENT = timedelta(hours=24)
+DEVICE_METRICS_LIMIT = 100
+
+
+def type_name(metric: MetricView) -> str:
+    """A metric's type in words: the table's plain name (Heart rate), or the description given
+    with "other"."""
+    qtype = quantitytypes.lookup(metric.sample_type) if metric.sample_type != OTHER else None
+    if qtype is not None:
+        return qtype.name
+    return metric.sample_type_other or metric.sample_type
+
+
+def _recent_counts(metric_ids: list[int]) -> dict[int, int]:
+    """metric id -> samples that started in the last RECENT (ix_quantity_samples_metric_start)."""
+    if not metric_ids:
+        return {}
+    since = utcnow() - RECENT
+    query = (
+        sa.select(_samples.c.metric_id, sa.func.count())
+        .where(_samples.c.metric_id.in_(metric_ids), _samples.c.start_date >= since)
+        .group_by(_samples.c.metric_id)
+    )
+    with reads.connection() as conn:
+        return {metric_id: count for metric_id, count in conn.execute(query)}
+
+
+def device_metrics(actor: Actor, device_id: int, limit: int = DEVICE_METRICS_LIMIT) -> list[MetricOverview]:
+    """The first `limit` metrics (by id) of one of the actor's devices, each with its latest
+    sample, its type in words and its samples of the last 24 hours. Raises NotFound for a
+    device that is not the actor's. Reads only."""
+    device = devices.read_device(actor, device_id)
+    page = list_metrics(actor, device_id=device.id, limit=limit, sort_order="asc")
+    counts = _recent_counts([metric.id for metric in page.results])
+    return [
+        MetricOverview(metric=metric, type_name=type_name(metric), samples_last_24h=counts.get(metric.id, 0))
+        for metric in page.results
+    ]
+
+
+def metric_overview(actor: Actor, metric_id: int) -> MetricOverview:
+    """One of the actor's metrics as device_metrics lists it. Raises NotFound. Reads only."""
+    metric = get_metric(actor, metric_id)
+    counts = _recent_counts([metric.id])
+    return MetricOverview(
+        metric=metric, type_name=type_name(metric), samples_last_24h=counts.get(metric.id, 0)
+    )

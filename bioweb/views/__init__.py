@@ -15,35 +15,21 @@ from datetime import datetime
 from typing import Literal
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, Response, render_template, session
+from flask import Flask, Response, render_template, session
 from flask.typing import ResponseReturnValue
-from flask_login import current_user, login_required
 from flask_wtf.csrf import CSRFError
 from wtforms import Form
 
 from ..errors import AppError, InvalidInput
 from ..forms import OnceForm
-from ..models import User
+from .helpers import current_actor as current_actor
+from .helpers import signed_in_only as signed_in_only
 
 NONCE_KEY = "_once"
 # A handful of open forms per session; the oldest nonces drop off so the cookie stays small.
 MAX_NONCES = 16
 
 NonceState = Literal["fresh", "used", "unknown"]
-
-
-def signed_in_only(bp: Blueprint) -> None:
-    """Every page of `bp` is a signed-in user's own: others go to the login page (?next=...)."""
-
-    @bp.before_request
-    @login_required
-    def _require_login() -> None:
-        return None
-
-
-def current_actor() -> User:
-    """The signed-in user, as the services take it."""
-    return current_user._get_current_object()
 
 
 def issue_nonce(purpose: str) -> str:
@@ -171,9 +157,9 @@ def init_app(app: Flask) -> None:
     """Register the dashboard blueprints, template helpers, CSRF page and security headers."""
     from .. import headers
     from ..extensions import login_manager
-    from . import auth, devices, pages, tokens
+    from . import auth, devices, metrics, pages, tokens
 
-    for module in (pages, auth, devices, tokens):
+    for module in (pages, auth, devices, metrics, tokens):
         app.register_blueprint(module.bp)
     app.add_template_filter(format_time, "when")
     app.register_error_handler(CSRFError, _csrf_error)

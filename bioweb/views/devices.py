@@ -16,7 +16,7 @@ from .. import devicecodes
 from ..forms import OnceForm, RegisterDeviceForm, form_struct
 from ..origin import current_origin
 from ..readmodels import Credentials, NewDevice
-from ..services import devices
+from ..services import devices, metrics
 from ..services.events import Origin
 from . import (
     current_actor,
@@ -140,7 +140,8 @@ def _credentials_page(creds: Credentials, reauthorized: bool) -> Response:
 
 @bp.get("/<int:device_id>")
 def detail(device_id: int) -> str:
-    """A device's page with its audit trail, newest first, 20 events a page (?events_before=<id>).
+    """A device's page: its facts, its metrics (latest value, samples of the last 24 hours)
+    and its audit trail, newest first, 20 events a page (?events_before=<id>).
 
     Another user's device is a 404, as for a missing id (services raise NotFound).
     """
@@ -151,6 +152,8 @@ def detail(device_id: int) -> str:
     return render_template(
         "devices/detail.html",
         device=device,
+        metrics=metrics.device_metrics(current_actor(), device.id),
+        metrics_limit=metrics.DEVICE_METRICS_LIMIT,
         history=history,
         events_before=before,
     )
