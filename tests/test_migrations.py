@@ -166,3 +166,52 @@ def test_autogenerate_comparison_detects_a_drift(empty_database_url: str):
         engine.dispose()
     differences = _schema_differences(empty_database_url)
     assert [(d[0], d[1].name) for d in differences] == [("add_index", "ix_devices_user_state")]
+
+
+def test_samples_migration_grants_samples_scopes_to_existing_pats(empty_database_url: str):
+    """Scripts keep working: 7c3d2a9e5f10 gives each PAT holding devices:* the matching samples:*
+    (and takes it back on the way down); other tokens keep their scope."""
+    url = empty_database_url
+    _db(url, "upgrade", "5b1f0c2d9e47")
+    scopes = {
+        "both": ("devices:read devices:write", "devices:read devices:write samples:read samples:write"),
+        "read": ("devices:read", "devices:read samples:read"),
+        "write": ("devices:write", "devices:write samples:write"),
+    }
+    engine = sa.create_engine(normalize_database_url(url))
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("INSERT INTO tenants (name, created_time) VALUES ('t', CURRENT_TIMESTAMP)"))
+            conn.execute(
+                sa.text(
+                    "INSERT INTO users (tenant_id, email, password_hash, first_name, last_name,"
+                    " session_version, device_count, created_time)"
+                    " SELECT id, 'ada@example.com', 'x', '', '', 1, 0, CURRENT_TIMESTAMP FROM tenants"
+                )
+            )
+            for name, (old, _) in [*scopes.items(), ("device", ("device", None))]:
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO tokens (kind, digest, name, scope, user_id, created_time)"
+                        " SELECT :kind, :digest, :name, :scope, id, CURRENT_TIMESTAMP FROM users"
+                    ),
+                    {
+                        "kind": "pat" if name != "device" else "device",
+                        "digest": name * 8,
+                        "name": name,
+                        "scope": old,
+                    },
+                )
+
+        def stored() -> dict[str, str]:
+            with engine.connect() as conn:
+                return {
+                    name: scope for name, scope in conn.execute(sa.text("SELECT name, scope FROM tokens"))
+                }
+
+        _db(url, "upgrade", "7c3d2a9e5f10")
+        assert stored() == {**{name: new for name, (_, new) in scopes.items()}, "device": "device"}
+        _db(url, "downgrade", "5b1f0c2d9e47")
+        assert stored() == {**{name: old for name, (old, _) in scopes.items()}, "device": "device"}
+    finally:
+        engine.dispose()
