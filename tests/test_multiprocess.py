@@ -192,6 +192,70 @@ def test_200_concurrent_creations_over_both_instances_lose_and_double_nothing(st
     assert scalar(stack.database_url, "SELECT device_count FROM users WHERE id = :u", u=user_id) == 200
 
 
+def test_the_same_batch_sent_by_8_writers_at_once_is_stored_exactly_once(stack: Stack):
+    """Retries racing each other over both instances: every sample once, the others duplicates
+    (half the batch keyed by client_sample_id, half by its dates)."""
+    a, _ = stack.urls
+    _, pat = new_owner(stack.database_url)
+    created = create_device(a, pat, "Watch1,1")
+    assert created.status_code == 200, created.text
+    device = created.json()
+    metric = requests.post(
+        a + "/api/v1/metrics",
+        json={"device_id": device["id"], "sample_type": "stepCount", "quantity_type": "count"},
+        headers=bearer(pat),
+        timeout=TIMEOUT,
+    )
+    assert metric.status_code == 201, metric.text
+    metric_id = metric.json()["id"]
+    issued = token_request(
+        a, device["oauth2_client_id"], device["oauth2_client_secret"], grant_type="client_credentials"
+    )
+    access = issued.json()["access_token"]
+    samples = [
+        {
+            "metric_id": metric_id,
+            "start_date": f"2022-01-12T{n // 60:02d}:{n % 60:02d}:00Z",
+            "end_date": f"2022-01-12T{n // 60:02d}:{n % 60:02d}:30Z",
+            "quantity": n,
+            **({"client_sample_id": f"step-{n}"} if n % 2 else {}),
+        }
+        for n in range(200)
+    ]
+
+    def send(url: str) -> requests.Response:
+        return requests.post(
+            url + "/api/v1/quantity-samples",
+            json={"samples": samples},
+            headers=bearer(access),
+            timeout=TIMEOUT,
+        )
+
+    responses = all_at_once([partial(send, stack.urls[i % 2]) for i in range(8)], threads=8)
+    assert [(r.status_code, r.text[:200]) for r in responses if r.status_code != 200] == []
+    bodies = [r.json() for r in responses]
+    assert sum(b["accepted"] for b in bodies) == 200
+    assert sum(b["duplicates"] for b in bodies) == 7 * 200
+    assert all(b["replaced"] == 0 and b["rejected"] == [] for b in bodies)
+    database = stack.database_url
+    assert scalar(database, "SELECT count(*) FROM quantity_samples WHERE metric_id = :m", m=metric_id) == 200
+    assert (
+        scalar(
+            database,
+            "SELECT count(DISTINCT quantity) FROM quantity_samples WHERE metric_id = :m",
+            m=metric_id,
+        )
+        == 200
+    )
+    listed = requests.get(
+        a + "/api/v1/quantity-samples",
+        params={"metric_id": metric_id, "limit": 1000},
+        headers=bearer(access),
+        timeout=TIMEOUT,
+    ).json()
+    assert listed["count"] == 200 and [s["quantity"] for s in listed["results"]] == list(range(200))
+
+
 def service_refresh_token(database_url: str, client_id: str) -> str:
     """A refresh token for the device, made through the service layer (the authorization-code
     grant for apps will issue them; client credentials no longer do)."""
