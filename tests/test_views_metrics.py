@@ -123,7 +123,10 @@ def test_device_page_lists_metrics_with_latest_value_and_24h_count(web, user):
     assert "no samples yet" in steps_row and "0 samples" in steps_row
     assert '<data value="0.97">97</data>' in oxygen_row and "1 sample<" in oxygen_row
     assert "No metrics yet" not in html
-    assert "<caption>What this device measures" in html and '<th scope="col" class="num">Last 24 hours</th>' in html
+    assert (
+        "<caption>What this device measures" in html
+        and '<th scope="col" class="num">Last 24 hours</th>' in html
+    )
 
 
 def test_device_page_lists_metrics_created_through_the_api(web, user, pat):
