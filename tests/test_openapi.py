@@ -352,8 +352,122 @@ def test_real_responses_match_the_document(app, spec):
     check(client.post("/healthz"), "/healthz", "get")  # 405
     check(client.get("/api/v1/openapi.json"), "/api/v1/openapi.json", "get")
 
+    # Metrics and quantity samples (the PAT has samples:*; the device token works for its own).
+    metric = check(
+        client.post(
+            "/api/v1/metrics",
+            json={
+                "device_id": device_id,
+                "sample_type": "HKQuantityTypeIdentifierHeartRate",
+                "quantity_type": "bpm",
+            },
+            headers=auth,
+        ),
+        "/api/v1/metrics",
+        "post",
+    )
+    metric_id = metric["id"]
+    check(
+        client.post("/api/v1/metrics", json={"device_id": device_id}, headers=auth), "/api/v1/metrics", "post"
+    )
+    check(
+        client.post(
+            "/api/v1/metrics",
+            json={"device_id": 424242, "sample_type": "heartRate", "quantity_type": "bpm"},
+            headers=auth,
+        ),
+        "/api/v1/metrics",
+        "post",
+    )  # 404
+    check(client.post("/api/v1/metrics", data="x", headers=auth), "/api/v1/metrics", "post")  # 415
+    check(client.get("/api/v1/metrics?limit=1", headers=auth), "/api/v1/metrics", "get")
+    check(client.get("/api/v1/metrics?limit=0", headers=auth), "/api/v1/metrics", "get")  # 400
+    check(client.get("/api/v1/metrics", headers=bearer(read_only)), "/api/v1/metrics", "get")  # 403
+    for template in ("/api/v1/metric/{metric_id}", "/api/v1/metrics/{metric_id}"):
+        check(client.get(template.format(metric_id=metric_id), headers=auth), template, "get")
+        check(client.get(template.format(metric_id=424242), headers=auth), template, "get")  # 404
+        check(client.delete(template.format(metric_id=424242), headers=auth), template, "delete")  # 404
+    sample = {
+        "metric_id": metric_id,
+        "start_date": "2022-01-12T06:33:26.696888Z",
+        "end_date": "2022-01-12T06:33:26.696888Z",
+        "quantity": 61,
+        "sample_motion_context": "Active",
+        "sample_sensor_location": 2,
+        "client_sample_id": "hk-1",
+    }
+    fresh = client.post("/token", data={"grant_type": "client_credentials"}, headers=basic(client_id, secret))
+    device_auth = bearer(fresh.get_json()["access_token"])
+    uuids = []
+    for template in ("/api/v1/quantity-samples", "/api/v1/samples"):
+        one = check(client.post(template, json=sample, headers=device_auth), template, "post")  # 201
+        uuids.append(one["uuid"])
+        sample = {**sample, "client_sample_id": "hk-2"}
+        later = {**sample, "start_date": "2022-01-12T06:34:00Z", "end_date": "2022-01-12T06:35:00Z"}
+        del later["client_sample_id"]
+        result = check(
+            client.post(template, json={"samples": [sample, later, {"metric_id": metric_id}]}, headers=auth),
+            template,
+            "post",
+        )  # 200 with a rejected item
+        assert result["rejected"][0]["index"] == 2
+        check(client.post(template, json={**sample, "quantity": "x"}, headers=auth), template, "post")  # 400
+        check(
+            client.post(template, json={**sample, "metric_id": 424242}, headers=auth), template, "post"
+        )  # 404
+        check(client.post(template, data="x", headers=auth), template, "post")  # 415
+        check(
+            client.post(
+                template, data="[" + " " * (1 << 20) + "]", content_type="application/json", headers=auth
+            ),
+            template,
+            "post",
+        )  # 413
+        check(client.post(template, json=sample, headers=bearer(read_only)), template, "post")  # 403
+        page = check(client.get(f"{template}?metric_id={metric_id}&limit=1", headers=auth), template, "get")
+        assert page["next_cursor"]
+        check(
+            client.get(f"{template}?metric_id={metric_id}&cursor={page['next_cursor']}", headers=device_auth),
+            template,
+            "get",
+        )
+        check(client.get(f"{template}?metric_id={metric_id}&cursor=x", headers=auth), template, "get")  # 400
+        check(client.get(f"{template}?metric_id=424242", headers=auth), template, "get")  # 404
+        check(client.get(f"{template}?metric_id={metric_id}"), template, "get")  # 401
+    for template, sample_uuid in zip(
+        ("/api/v1/quantity-sample/{sample_uuid}", "/api/v1/quantity-samples/{sample_uuid}"),
+        uuids,
+        strict=True,
+    ):
+        check(
+            client.delete(template.format(sample_uuid=sample_uuid), headers=auth), template, "delete"
+        )  # 204
+        check(
+            client.delete(template.format(sample_uuid=sample_uuid), headers=auth), template, "delete"
+        )  # 404
+    check(client.delete(f"/api/v1/metric/{metric_id}", headers=auth), "/api/v1/metric/{metric_id}", "delete")
+    second = check(
+        client.post(
+            "/api/v1/metrics",
+            json={"device_id": device_id, "sample_type": "stepCount", "quantity_type": "count"},
+            headers=auth,
+        ),
+        "/api/v1/metrics",
+        "post",
+    )
+    check(
+        client.delete(f"/api/v1/metrics/{second['id']}", headers=auth),
+        "/api/v1/metrics/{metric_id}",
+        "delete",
+    )
+    check(client.delete(f"/api/v1/device/{device_id}", headers=auth), "/api/v1/device/{device_id}", "delete")
+    disabled_metric = {"device_id": device_id, "sample_type": "stepCount", "quantity_type": "count"}
+    check(
+        client.post("/api/v1/metrics", json=disabled_metric, headers=auth), "/api/v1/metrics", "post"
+    )  # 409
+
     statuses = {status for _, _, status in check.seen}
-    assert {"200", "204", "400", "401", "403", "404", "405", "413", "415"} <= statuses
+    assert {"200", "201", "204", "400", "401", "403", "404", "405", "409", "413", "415"} <= statuses
     operations = {(t, m) for t, m, _ in check.seen}
     documented = {(p, m) for p, item in spec["paths"].items() for m in item if m != "parameters"}
     assert documented <= operations, f"operations never exercised: {documented - operations}"
