@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from werkzeug.datastructures import MultiDict
 
 from bioweb.extensions import db
-from bioweb.models import Device, Event, Tenant, Token, User
+from bioweb.models import Device, Event, Metric, Sample, Tenant, Token, User
 from tests.helpers import (
     PASSWORD,
     basic,
@@ -368,6 +368,270 @@ def test_api_refuses_hostile_requests(world, corpus):
     # And the API still works for a well-behaved client afterwards.
     response = world.client.get(f"/api/v1/device/{world.device_id}", headers=bearer(world.pat))
     assert response.status_code == 200 and response.get_json()["state"] == 1
+
+
+# --- Metrics and quantity samples ---------------------------------------------------------------
+
+SAMPLE_ROWS = (Tenant, User, Device, Token, Metric, Sample)  # events count rejected submissions
+GOOD_DATES = {"start_date": "2022-01-12T06:33:26Z", "end_date": "2022-01-12T06:34:26Z"}
+BAD_DATES: list[Any] = [
+    "yesterday",
+    "2022-13-45T00:00:00Z",
+    "2022-01-12T06:33:26",  # no offset
+    "2022-01-12",
+    "0001-01-01T00:00:00+01:00",
+    "9999-12-31T23:59:59-01:00",
+    "2022-01-12T06:33:26Z" + NUL,
+    1641969206696,
+    *NASTY[:3],
+    *WRONG_TYPES,
+]
+
+
+class SampleWorld:
+    """World, plus a metric of its device, a % metric, and a metric of another user's."""
+
+    def __init__(self, world: World):
+        self.world = world
+        client, auth = world.client, bearer(world.pat)
+
+        def metric(token: str, device_id: int, sample_type: str, unit: str) -> int:
+            body = {"device_id": device_id, "sample_type": sample_type, "quantity_type": unit}
+            response = client.post("/api/v1/metrics", json=body, headers=bearer(token))
+            assert response.status_code == 201, response.text
+            return response.get_json()["id"]
+
+        self.metric_id = metric(world.pat, world.device_id, "heartRate", "count/min")
+        self.fraction_id = metric(world.pat, world.device_id, "oxygenSaturation", "%")
+        eve = make_user("eve@example.com")
+        eve_device, _ = make_device(eve)
+        self.other_metric_id = metric(make_pat(eve), eve_device.id, "stepCount", "count")
+        self.auth = auth
+
+    def sample(self, **fields: Any) -> dict[str, Any]:
+        return {"metric_id": self.metric_id, **GOOD_DATES, "quantity": 61, **fields}
+
+
+def _bad_samples(sw: SampleWorld) -> Iterator[tuple[str, Any]]:
+    """Sample objects that must be refused (each alone: a 4xx; in a batch: a rejected item)."""
+    for name in ("start_date", "end_date"):
+        for value in BAD_DATES:
+            yield f"{name}={str(value)[:20]!r}", sw.sample(**{name: value})
+    yield "end before start", sw.sample(start_date=GOOD_DATES["end_date"], end_date=GOOD_DATES["start_date"])
+    yield "start in 2100", sw.sample(start_date="2100-01-01T00:00:00Z", end_date="2100-01-01T00:00:00Z")
+    for value in [*NASTY[:4], None, True, [], {}, {"$gt": 0}, [61]]:
+        yield f"quantity={str(value)[:20]!r}", sw.sample(quantity=value)
+    yield "no quantity", {k: v for k, v in sw.sample().items() if k != "quantity"}
+    yield "% above 1", sw.sample(metric_id=sw.fraction_id, quantity=1.5)
+    yield "% below 0", sw.sample(metric_id=sw.fraction_id, quantity=-0.1)
+    for value in [
+        0,
+        -1,
+        2**31,
+        2**63,
+        10**30,
+        "1",
+        str(sw.metric_id),
+        None,
+        1.5,
+        True,
+        [sw.metric_id],
+        424242,
+    ]:
+        yield f"metric_id={value!r}", sw.sample(metric_id=value)
+    yield "another user's metric", sw.sample(metric_id=sw.other_metric_id)
+    for value in [7, -1, "wrist", 2.0, True, 2**63]:
+        yield f"sample_sensor_location={value!r}", sw.sample(sample_sensor_location=value)
+    for value in ["Running", "active", "", NUL, 1, None]:
+        yield f"sample_motion_context={value!r}", sw.sample(sample_motion_context=value)
+    for value in ["", "x" * 201, 5, [], {"id": 1}, NUL, f"id{NUL}"]:
+        yield f"client_sample_id={str(value)[:20]!r}", sw.sample(client_sample_id=value)
+    for value in [0, -1, 2**63, "2", 1.5, None, True]:
+        yield f"client_sample_version={value!r}", sw.sample(client_sample_version=value)
+    for value in ["yes", 1, None, [], "true"]:
+        yield f"is_null={value!r}", sw.sample(is_null=value)
+    yield "sample_sensor_location_other too long", sw.sample(sample_sensor_location_other="x" * 101)
+    yield "sample_sensor_location_other with NUL", sw.sample(sample_sensor_location_other=f"strap{NUL}")
+    yield "unknown field", sw.sample(colour="red")
+    yield "unknown NUL field", sw.sample(**{f"x{NUL}": 1})
+    yield "nested junk", sw.sample(metric_id={"a": {"b": {"c": [[[]]]}}})
+    yield "samples inside a sample", sw.sample(samples=[sw.sample()])
+    yield "empty object", {}
+    for body in ([], [1], "sample", 1, None, True, [[[[]]]]):
+        yield f"not an object {str(body)[:20]!r}", body
+
+
+def _samples_cases(sw: SampleWorld):
+    world, auth = sw.world, sw.auth
+    for path in ("/api/v1/quantity-samples", "/api/v1/samples"):
+        for label, body in _bad_samples(sw):
+            if isinstance(body, dict) or path == "/api/v1/quantity-samples":
+                yield f"one sample {label}", "POST", path, {"json": body, "headers": auth}
+    post = "/api/v1/quantity-samples"
+    batch_limit = [sw.sample(client_sample_id=str(n)) for n in range(1001)]
+    for label, body in [
+        ("1,001 items", {"samples": batch_limit}),
+        ("empty batch", {"samples": []}),
+        ("samples not a list", {"samples": sw.sample()}),
+        ("samples null", {"samples": None}),
+        ("samples a string", {"samples": "x" * 1000}),
+        ("batch with an extra field", {"samples": [sw.sample()], "metric_id": sw.metric_id}),
+        ("batch with many extra fields", {"samples": [sw.sample()], **{f"f{i}": i for i in range(2000)}}),
+    ]:
+        yield label, "POST", post, {"json": body, "headers": auth}
+    for label, raw in [
+        *_raw_bodies(),
+        ("NaN quantity", b'{"metric_id": 1, "quantity": NaN}'),
+        ("Infinity quantity", b'{"metric_id": 1, "quantity": Infinity}'),
+        ("-Infinity in a batch", b'{"samples": [{"metric_id": 1, "quantity": -Infinity}]}'),
+        (
+            "1e400 quantity",
+            b'{"metric_id": %d, "start_date": "2022-01-12T06:33:26Z", '
+            b'"end_date": "2022-01-12T06:33:26Z", "quantity": 1e400}' % sw.metric_id,
+        ),
+        ("huge int quantity", b'{"metric_id": %d, "quantity": %s}' % (sw.metric_id, b"9" * 4000)),
+        ("over 1 MiB", json.dumps({"samples": [sw.sample()]}).encode() + b" " * (1 << 20)),
+        (
+            "over 1 MiB of items",
+            json.dumps({"samples": [sw.sample(sample_sensor_location_other="x" * 100)] * 5000}).encode(),
+        ),
+    ]:
+        yield f"raw {label}", "POST", post, {"data": raw, "content_type": "application/json", "headers": auth}
+    for content_type in (
+        None,
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "application/jsonx",
+        f"application/json{NUL}",
+    ):
+        kwargs: dict[str, Any] = {"data": json.dumps(sw.sample()), "headers": auth}
+        if content_type:
+            kwargs["content_type"] = content_type
+        yield f"content type {content_type!r}", "POST", post, kwargs
+    # Reading.
+    get = "/api/v1/quantity-samples"
+    bad_ints = ["-1", "1.5", "abc", " ", "", NUL, "9" * 400, str(2**31), str(2**63)]
+    for value in [*bad_ints, "0", str(sw.other_metric_id), "424242"]:
+        yield (
+            f"read metric_id={value[:20]!r}",
+            "GET",
+            get,
+            {"query_string": {"metric_id": value}, "headers": auth},
+        )
+    base = {"metric_id": sw.metric_id}
+    for name in ("start_date_gt", "start_date_gte", "end_date_lt", "end_date_lte"):
+        for value in ["yesterday", "2022-01-12", "2022-01-12T06:33:26", "0001-01-01T00:00:00+01:00",
+                      "9" * 30, "-" + "9" * 30, "1e3", NUL, "🍎"]:  # fmt: skip
+            yield (
+                f"{name}={value[:20]!r}",
+                "GET",
+                get,
+                {"query_string": {**base, name: value}, "headers": auth},
+            )
+    for name, values in (("limit", [*bad_ints, "0", "1001"]), ("sort_order", ["up", "ASC", NUL])):
+        for value in values:
+            yield (
+                f"{name}={value[:20]!r}",
+                "GET",
+                get,
+                {"query_string": {**base, name: value}, "headers": auth},
+            )
+    for value in ["x", "=", "e30", "W10", "WyJ4IiwgMV0", "A" * 5000, NUL, "🍎",
+                  base64.urlsafe_b64encode(b'["2022-01-12T06:00:00+00:00", 1e400]').decode()]:  # fmt: skip
+        yield (
+            f"cursor={value[:20]!r}",
+            "GET",
+            get,
+            {"query_string": {**base, "cursor": value}, "headers": auth},
+        )
+    yield "unknown parameter", "GET", get, {"query_string": {**base, "offset": "5"}, "headers": auth}
+    # Metrics.
+    good_metric = {"device_id": world.device_id, "sample_type": "heartRate", "quantity_type": "count/min"}
+    for field in ("sample_type", "quantity_type", "name", "sample_type_other", "device_id"):
+        for value in [*NASTY, *WRONG_TYPES]:
+            if field in ("name", "sample_type_other") and (
+                value in ("", " ", None) or (isinstance(value, str) and len(value) <= 100)
+            ):
+                continue  # a valid name
+            yield (
+                f"metric {field}={str(value)[:20]!r}",
+                "POST",
+                "/api/v1/metrics",
+                {"json": {**good_metric, field: value}, "headers": auth},
+            )
+    yield (
+        "metric on another user's device",
+        "POST",
+        "/api/v1/metrics",
+        {"json": {**good_metric, "device_id": world.other_device_id}, "headers": auth},
+    )
+    yield (
+        "metric, kg heart rate",
+        "POST",
+        "/api/v1/metrics",
+        {"json": {**good_metric, "quantity_type": "kg"}, "headers": auth},
+    )
+    for value in [*bad_ints, "0"]:
+        yield (
+            f"metrics limit={value[:20]!r}",
+            "GET",
+            "/api/v1/metrics",
+            {"query_string": {"limit": value}, "headers": auth},
+        )
+    for path in ["/api/v1/metric/0", "/api/v1/metric/-1", "/api/v1/metric/99999999999999999999", "/api/v1/metric/2147483648",
+                 f"/api/v1/metric/{sw.other_metric_id}", f"/api/v1/metrics/{sw.other_metric_id}", "/api/v1/metric/%00",
+                 "/api/v1/quantity-sample/" + "9" * 5000, "/api/v1/quantity-sample/%00", "/api/v1/quantity-samples/x",
+                 "/api/v1/quantity-sample/00000000-0000-0000-0000-000000000000"]:  # fmt: skip
+        for method in ("GET", "DELETE") if "metric" in path else ("DELETE",):
+            yield "path", method, path, {"headers": auth}
+    for method, path in (("PUT", post), ("PATCH", post), ("DELETE", post), ("POST", f"/api/v1/metric/{sw.metric_id}"),
+                         ("GET", "/api/v1/quantity-sample/x"), ("PUT", "/api/v1/metrics")):  # fmt: skip
+        yield "wrong method", method, path, {"headers": auth, "json": sw.sample()}
+
+
+def test_samples_endpoints_refuse_hostile_requests(world):
+    sw = SampleWorld(world)
+    problems = run_corpus(world, list(_samples_cases(sw)), counted=SAMPLE_ROWS)
+    assert not problems, f"{len(problems)} bad answers:\n" + "\n".join(problems[:60])
+    response = world.client.post("/api/v1/quantity-samples", json=sw.sample(), headers=sw.auth)
+    assert response.status_code == 201, response.text
+
+
+def test_bad_items_in_well_formed_batches_are_rejected_and_store_nothing(world):
+    sw = SampleWorld(world)
+    items = [body for _, body in _bad_samples(sw)]
+    before = row_counts(*SAMPLE_ROWS)
+    problems = []
+    for start in range(0, len(items), 100):
+        chunk = items[start : start + 100]
+        response = world.client.post("/api/v1/quantity-samples", json={"samples": chunk}, headers=sw.auth)
+        if response.status_code != 200:
+            problems.append(f"batch {start}: {response.status_code} {response.get_data()[:200]!r}")
+            continue
+        body = response.get_json()
+        if (body["accepted"], body["duplicates"], body["replaced"]) != (0, 0, 0):
+            problems.append(f"batch {start}: {body['accepted']} accepted")
+        indexes = [r["index"] for r in body["rejected"]]
+        if indexes != list(range(len(chunk))):
+            missing = sorted(set(range(len(chunk))) - set(indexes))
+            problems.append(f"batch {start}: not rejected: {[chunk[i] for i in missing][:5]}")
+        for rejected in body["rejected"]:
+            fields = rejected["fields"]
+            if not fields or not all(isinstance(m, str) and m for v in fields.values() for m in v):
+                problems.append(f"batch {start}: item {rejected['index']} without field messages: {fields}")
+    # A raw batch with literals the JSON module above cannot write.
+    raw = b'{"samples": [{"metric_id": %d, "start_date": "2022-01-12T06:33:26Z", "end_date": "2022-01-12T06:33:26Z", "quantity": 1e400}, {"metric_id": %d, "quantity": %s}]}' % (
+        sw.metric_id, sw.metric_id, b"9" * 400)  # fmt: skip
+    response = world.client.post(
+        "/api/v1/quantity-samples", data=raw, content_type="application/json", headers=sw.auth
+    )
+    if response.status_code == 200:
+        if [r["index"] for r in response.get_json()["rejected"]] != [0, 1]:
+            problems.append(f"raw batch: {response.get_json()}")
+    elif json_error_problem(response):
+        problems.append(f"raw batch: {json_error_problem(response)}")
+    assert not problems, "\n".join(problems[:40])
+    assert row_counts(*SAMPLE_ROWS) == before
 
 
 # --- OAuth endpoints -----------------------------------------------------------------------------

@@ -103,6 +103,8 @@ def _decode_body() -> Any:
         return msgspec.json.decode(request.get_data(cache=False))
     except msgspec.DecodeError as error:
         raise InvalidInput(f"The body is not valid JSON ({error}).") from None
+    except RecursionError:
+        raise InvalidInput("The body is not valid JSON (nested too deeply).") from None
 
 
 @bp.post("/quantity-samples")
