@@ -42,7 +42,9 @@ def parse_keys(value: str) -> list[tuple[str, str]]:
         if not sep or not _KID.match(kid):
             raise KeyConfigError("BIOWEB_TOKEN_KEYS: each key is 'kid:secret' with a kid of [A-Za-z0-9._-].")
         if len(secret) < MIN_SECRET_LENGTH:
-            raise KeyConfigError(f"BIOWEB_TOKEN_KEYS: the secret of key {kid!r} is shorter than 32 characters.")
+            raise KeyConfigError(
+                f"BIOWEB_TOKEN_KEYS: the secret of key {kid!r} is shorter than 32 characters."
+            )
         if any(kid == known for known, _ in keys):
             raise KeyConfigError(f"BIOWEB_TOKEN_KEYS: the key id {kid!r} appears twice.")
         keys.append((kid, secret))
