@@ -555,6 +555,21 @@ def test_submissions_are_counted_in_the_devices_hourly_events(client, pat, metri
     assert accepted["actor"] == f"device:{device[0].id}"
 
 
+def test_a_batch_over_two_devices_is_counted_per_device(client, pat, user, metric, device):
+    other, _ = make_device(user, "iPhone1,1")
+    steps = new_metric(client, pat, other.id, sample_type="stepCount", quantity_type="count")["id"]
+    items = [item(metric["id"], 0), item(metric["id"], 1), item(steps, 0)]
+    batch(client, pat, items)
+    assert batch(client, pat, items)["duplicates"] == 3
+
+    def counts(device_id: int) -> dict[str, int]:
+        events = client.get(f"/api/v1/device/{device_id}/events", headers=bearer(pat)).get_json()["results"]
+        return {e["kind"]: e["count"] for e in events if e["kind"].startswith("samples.")}
+
+    assert counts(device[0].id) == {"samples.accepted": 2, "samples.duplicate": 2}
+    assert counts(other.id) == {"samples.accepted": 1, "samples.duplicate": 1}
+
+
 def test_the_write_limit_is_per_device_with_retry_after(database_url):
     with app_with_database(database_url, RATELIMIT_ENABLED=True, BIOWEB_SAMPLE_RATELIMIT="3/minute") as app:
         isolate_requests(app)

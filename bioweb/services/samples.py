@@ -316,9 +316,13 @@ def _audit(
         device_ids.add(actor.device.id)
     if len(device_ids) != 1:  # several devices or none: count per device only what is certain
         for row in writable.values():
-            stored = sum(1 for p in pending.values() if p.item.metric_id == row.id)
-            if stored:
-                events.add_aggregated(row.device_id, EventKind.SAMPLES_ACCEPTED, origin, amount=stored)
+            duplicate = [outcome.stored[p.index][1] for p in pending.values() if p.item.metric_id == row.id]
+            for kind, amount in (
+                (EventKind.SAMPLES_ACCEPTED, duplicate.count(False)),
+                (EventKind.SAMPLES_DUPLICATE, duplicate.count(True)),
+            ):
+                if amount:
+                    events.add_aggregated(row.device_id, kind, origin, amount=amount)
         return
     (device_id,) = device_ids
     for kind, amount in (
