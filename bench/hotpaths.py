@@ -198,10 +198,7 @@ def layers(app, data: seed.LoadData, repeat: int) -> None:
 
 
 def micro(data: seed.LoadData, repeat: int) -> None:
-    """The hottest query and the list serialisation, as bioweb does them and cheaper (in an app context)."""
-    from flask import json
-
-    from bioweb.api import serializers
+    """The PAT lookup, as bioweb does it and cheaper (in an app context)."""
     from bioweb.models import Device, Token, User
     from bioweb.security import digest
     from bioweb.services import tokens
@@ -237,41 +234,7 @@ def micro(data: seed.LoadData, repeat: int) -> None:
     ):
         print(f"    {_per_call_ms(fn, repeat):6.3f} ms  {label}")
 
-    print("## one page of 100 devices: fetch and serialise")
-    page = sa.select(Device).where(Device.user_id == user.id).order_by(Device.id).limit(100)
-    columns = [c for c in d.c]
-    core_page = sa.select(*columns).where(d.c.user_id == user.id).order_by(d.c.id).limit(100)
-
-    def orm_page() -> None:
-        json.dumps([serializers.device_summary(x) for x in db.session.scalars(page)])
-        db.session.remove()
-
-    def core_page_fn() -> None:
-        with db.engine.connect() as conn:
-            result = conn.execute(core_page).mappings().all()
-        json.dumps(
-            [
-                {
-                    "id": r["id"], "uuid": r["uuid"], "manufacturer": r["manufacturer"], "code": r["code"],
-                    "product_name": r["product_name"], "is_test_mode": r["is_test_mode"], "state": r["state"],
-                    "created_time": r["created_time"].isoformat(),
-                    "modified_time": r["modified_time"].isoformat(),
-                    "last_active_time": r["last_active_time"].isoformat(),
-                }
-                for r in result
-            ]
-        )  # fmt: skip
-
-    def orm_only() -> None:
-        list(db.session.scalars(page))
-        db.session.remove()
-
-    for label, fn in (
-        ("ORM objects + serializers.device_summary + json.dumps (today)", orm_page),
-        ("ORM objects only (hydration)", orm_only),
-        ("Core rows + dicts + json.dumps", core_page_fn),
-    ):
-        print(f"    {_per_call_ms(fn, max(repeat // 5, 20)):6.3f} ms  {label}")
+    # The page of 100 (fetch, read models, JSON) is measured by bench/list_micro.py.
 
 
 def main(argv: list[str] | None = None) -> int:
