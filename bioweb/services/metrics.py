@@ -223,7 +223,7 @@ def delete_metric(actor: Actor, metric_id: int) -> None:
     """Delete a metric and its samples. It is gone for everyone from this moment; its samples
     go in batches of DELETE_BATCH rows (each its own transaction, so the table is never locked
     for long), for at most DELETE_BUDGET_SECONDS here, the rest by purge_deleted_metrics.
-    Idempotent for the actor's own metrics. Raises NotFound. Commits."""
+    A second delete is NotFound, like any metric the actor does not have. Commits."""
     found = (
         _rowcount(
             db.session.execute(
