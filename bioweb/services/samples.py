@@ -14,6 +14,8 @@ import base64
 import binascii
 import json
 import math
+import os
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -211,6 +213,22 @@ def _replace(row: Any, item: SampleIn, now: datetime) -> bool:
     return cast("sa.CursorResult[Any]", result).rowcount == 1
 
 
+def time_ordered_uuid() -> str:
+    """A version 7 UUID (RFC 9562): the Unix time in milliseconds, then 74 random bits.
+
+    Samples are found by uuid through an index; random (version 4) uuids put every new sample
+    on a random page of it, so a batch of 1,000 into a table of millions dirtied ~1,000 index
+    pages. Time-ordered ones go to its end, like the ids. The time they tell is the sample's
+    received_time, which every answer shows anyway.
+    """
+    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10)) & _UUID7_RANDOM
+    return str(uuid.UUID(int=value | _UUID7_BITS))
+
+
+_UUID7_RANDOM = ~(0xF << 76 | 0x3 << 62) & ((1 << 80) - 1)  # all but the version and variant bits
+_UUID7_BITS = 0x7 << 76 | 0x2 << 62  # version 7, variant 10
+
+
 def _insert(rows: list[dict[str, Any]]) -> set[str]:
     """INSERT ... ON CONFLICT DO NOTHING RETURNING uuid of `rows`; the uuids stored.
 
@@ -247,7 +265,7 @@ def _store(pending: list[_Pending], outcome: _Outcome, now: datetime) -> None:
     existing: dict[tuple[Any, ...], Any] = {}
     new = pending
     if new:
-        uuids = {p.key: str(uuid.uuid4()) for p in new}
+        uuids = {p.key: time_ordered_uuid() for p in new}
         inserted = _insert([_row(p.item, uuids[p.key], now) for p in new])
         raced = []
         for p in new:
