@@ -64,7 +64,7 @@ def main() -> int:
                 seeded = bench_samples.seed_samples(
                     db.url, [w.metric_id for w in others], args.rows // 1000, start, timedelta(minutes=5)
                 )
-                print(f"seeded {seeded['samples']:,} samples in {seeded['seconds']:.0f} s")
+                print(f"seeded: {seeded}")
             timeline = bench_samples.Timeline(writer.metric_id, start)
             bodies = [bench_samples.json_body(timeline.items()) for _ in range(args.batches + 2)]
             app, _ = in_process(db.url)
