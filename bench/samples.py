@@ -455,7 +455,9 @@ def _secondary_indexes(conn: Any, sqlite: bool) -> list[tuple[str, str]]:
             "WHERE x.indrelid = 'quantity_samples'::regclass "
             "AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid)"
         )
-    return [(name, sql) for name, sql in conn.execute(query).fetchall()]
+    # PostgreSQL spells a partitioned table's index "ON ONLY" (the parent alone); rebuilt
+    # without it, the index is made on every partition too, as the migration made it.
+    return [(name, sql.replace(" ON ONLY ", " ON ")) for name, sql in conn.execute(query).fetchall()]
 
 
 def seed_samples(
