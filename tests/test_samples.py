@@ -745,11 +745,10 @@ def test_delete_sample(client, pat, metric):
 # --- storage -------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # SQLite has no partitions
 def test_postgresql_samples_are_hash_partitioned_with_real_unique_keys(
     app, client, pat, metric, database_url
 ):
-    if not database_url.startswith("postgresql"):
-        pytest.skip("PostgreSQL storage")
     mid = metric["id"]
     batch(client, pat, [item(mid, 0, client_sample_id="dup"), item(mid, 1)])
     with db.engine.connect() as conn:
