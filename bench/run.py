@@ -10,12 +10,21 @@ For each database backend (SQLite, and PostgreSQL when reachable):
 3. the resident memory of every worker after the load runs;
 4. one user with 1,000,000 devices (and 1,000,000 tokens): single-connection latency of the
    first page, a page near the end (id cursor), a deep page sorted by code, a token
-   lookup; the cost of `count`.
+   lookup; the cost of `count`;
+5. samples ingest (issue 11): batches of 1,000 new samples over HTTP with device tokens from
+   a few concurrent clients, against the driver's own insert of as many rows (executemany or
+   COPY, the ceiling) and InfluxDB; worker CPU per sample, worker memory after it
+   (bench/samples.py);
+6. samples scale: 10,000,000 samples over 1,000 metrics seeded in bulk, then 1,000 samples
+   of one metric read from the start, middle and end of its range, and a batch inserted into
+   the full table against the empty one.
 
 Prints the tables and writes them, with every raw figure, to bench/out/<timestamp>/.
 Environment (or the matching options): BENCH_BACKENDS, BENCH_DURATION, BENCH_ROUNDS,
 BENCH_THREADS, BENCH_CONNECTIONS, BENCH_SCALE_DEVICES, BENCH_PG_URL, BENCH_PG_DB, BENCH_WARMUP,
-BENCH_USERS, BENCH_DEVICES_PER_USER, BENCH_OUT.
+BENCH_USERS, BENCH_DEVICES_PER_USER, BENCH_OUT, BENCH_PHASES (throughput,scale,ingest,samples),
+BENCH_INGEST_CLIENTS, BENCH_INGEST_BATCHES, BENCH_INFLUX, BENCH_SAMPLES_SCALE,
+BENCH_SAMPLES_METRICS, BENCH_INSERT_BATCHES.
 `bench/run.py --report bench/out/<timestamp>/results.json` prints the tables of a saved run.
 """
 
