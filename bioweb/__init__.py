@@ -11,6 +11,7 @@ from sqlalchemy import text
 from werkzeug.routing import IntegerConverter
 
 from . import config as config_module
+from . import reads
 from .errors import json_error, register_error_handlers
 from .extensions import FastJSONProvider, csrf, db, limiter, login_manager
 from .models import MAX_ID
@@ -74,6 +75,8 @@ def register_extensions(app: Flask) -> None:
         connect_args = options.setdefault("connect_args", {})
         connect_args.setdefault("connect_timeout", app.config["BIOWEB_DB_CONNECT_TIMEOUT"])
     db.init_app(app)
+    with app.app_context():
+        reads.init_app(app)
     login_manager.init_app(app)
     login_manager.user_loader(load_user)
     login_manager.login_view = "auth.login"

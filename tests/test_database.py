@@ -18,12 +18,14 @@ from bioweb.extensions import db
 from tests.conftest import PG_ADMIN_URL
 from tests.helpers import (
     LiveServer,
+    basic,
     bearer,
     create_pg_database,
     drop_pg_database,
     flask_cli,
     free_port,
     make_app,
+    make_device,
     make_pat,
     make_user,
 )
@@ -73,6 +75,47 @@ def test_database_url_from_the_environment_uses_psycopg3_and_the_configured_pool
         finally:
             db.session.remove()
             db.engine.dispose()
+
+
+def test_single_reads_survive_connections_killed_by_the_server(pg_database_url: str):
+    """bioweb/reads.first runs without pre-ping on PostgreSQL: a pooled connection the server
+    closed is found dead at its first use, and the read is tried once more on a fresh one."""
+    url = create_pg_database(PG_ADMIN_URL, prefix="bioweb_reads")
+    app = make_app(url)
+    try:
+        with app.app_context():
+            db.create_all()
+            device, secret = make_device(make_user())
+            device_id, client_id = device.id, device.client_id
+            db.session.remove()
+        client = app.test_client()
+        auth = basic(client_id, secret)
+        access = client.post("/token", data={"grant_type": "client_credentials"}, headers=auth).get_json()
+        read = f"/api/v1/device/{device_id}"
+        assert client.get(read, headers=bearer(access["access_token"])).status_code == 200
+        admin = sa.create_engine(
+            PG_ADMIN_URL.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT"
+        )
+        try:
+            with admin.connect() as conn:
+                killed = conn.execute(
+                    sa.text(
+                        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity"
+                        " WHERE datname = :name AND pid <> pg_backend_pid()"
+                    ),
+                    {"name": url.rsplit("/", 1)[1]},
+                ).scalar()
+        finally:
+            admin.dispose()
+        assert killed >= 1
+        for _ in range(3):  # the bearer check and the client lookup are single reads
+            assert client.get(read, headers=bearer(access["access_token"])).status_code == 200
+            token = client.post("/token", data={"grant_type": "client_credentials"}, headers=auth)
+            assert token.status_code == 200
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+        drop_pg_database(PG_ADMIN_URL, url)
 
 
 def test_postgresql_pool_survives_connections_killed_by_the_server(pg_database_url: str):

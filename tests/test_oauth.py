@@ -101,12 +101,14 @@ def statements(app):
     def record(conn, cursor, statement, *args):
         seen.append(statement.lstrip().split()[0].upper())
 
-    engine = db.engine
-    sa.event.listen(engine, "before_cursor_execute", record)
+    engines = {db.engine, app.extensions["bioweb.reads"]}  # the app's, and bioweb/reads.py's
+    for engine in engines:
+        sa.event.listen(engine, "before_cursor_execute", record)
     try:
         yield seen
     finally:
-        sa.event.remove(engine, "before_cursor_execute", record)
+        for engine in engines:
+            sa.event.remove(engine, "before_cursor_execute", record)
 
 
 WRITES = {"INSERT", "UPDATE", "DELETE"}
