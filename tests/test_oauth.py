@@ -257,6 +257,18 @@ def test_tampered_foreign_and_expired_tokens_are_refused(client, device):
         assert response.get_json()["error"] == "invalid_token"
 
 
+def test_verified_tokens_are_remembered_but_still_expire(app, client, device):
+    access = get_token(client, device).get_json()["access_token"]
+    signer = app.extensions["bioweb.signer"]
+    claims = signer.verify(access)
+    assert claims is not None and signer.verify(access) == claims  # the second time from memory
+    assert signer.verify(access, now=claims.expires_at) is None  # expiry is checked every time
+    forged = access[:-4] + ("AAAA" if not access.endswith("AAAA") else "BBBB")
+    assert signer.verify(forged) is None and signer.verify(forged) is None
+    assert len(signer._verified) == 1  # only the genuine token was kept, and only by its digest
+    assert access not in signer._verified and all(isinstance(k, bytes) for k in signer._verified)
+
+
 def test_a_rotated_out_key_verifies_until_it_is_removed(database_url, device):
     old_keys = "k2025:" + "a" * 40
     new_keys = "k2026:" + "b" * 40 + ",\n" + old_keys
