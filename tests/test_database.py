@@ -77,6 +77,25 @@ def test_database_url_from_the_environment_uses_psycopg3_and_the_configured_pool
             db.engine.dispose()
 
 
+def kill_connections(database_url: str) -> int:
+    """Terminate every server connection to the database of `database_url` (as a restart or an
+    idle-connection killer would); return how many there were."""
+    admin = sa.create_engine(
+        PG_ADMIN_URL.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT"
+    )
+    try:
+        with admin.connect() as conn:
+            return conn.execute(
+                sa.text(
+                    "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE datname = :name AND pid <> pg_backend_pid()"
+                ),
+                {"name": database_url.rsplit("/", 1)[1]},
+            ).scalar_one()
+    finally:
+        admin.dispose()
+
+
 def test_single_reads_survive_connections_killed_by_the_server(pg_database_url: str):
     """bioweb/reads.first runs without pre-ping on PostgreSQL: a pooled connection the server
     closed is found dead at its first use, and the read is tried once more on a fresh one."""
@@ -93,21 +112,7 @@ def test_single_reads_survive_connections_killed_by_the_server(pg_database_url: 
         access = client.post("/token", data={"grant_type": "client_credentials"}, headers=auth).get_json()
         read = f"/api/v1/device/{device_id}"
         assert client.get(read, headers=bearer(access["access_token"])).status_code == 200
-        admin = sa.create_engine(
-            PG_ADMIN_URL.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT"
-        )
-        try:
-            with admin.connect() as conn:
-                killed = conn.execute(
-                    sa.text(
-                        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity"
-                        " WHERE datname = :name AND pid <> pg_backend_pid()"
-                    ),
-                    {"name": url.rsplit("/", 1)[1]},
-                ).scalar()
-        finally:
-            admin.dispose()
-        assert killed >= 1
+        assert kill_connections(url) >= 1
         for _ in range(3):  # the bearer check and the client lookup are single reads
             assert client.get(read, headers=bearer(access["access_token"])).status_code == 200
             token = client.post("/token", data={"grant_type": "client_credentials"}, headers=auth)
@@ -127,21 +132,7 @@ def test_postgresql_pool_survives_connections_killed_by_the_server(pg_database_u
         assert client.get("/healthz").status_code == 200
         with app.app_context():
             assert db.engine.pool.checkedin() == 1  # the request's connection waits in the pool
-        admin = sa.create_engine(
-            PG_ADMIN_URL.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT"
-        )
-        try:
-            with admin.connect() as conn:
-                killed = conn.execute(
-                    sa.text(
-                        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity"
-                        " WHERE datname = :name AND pid <> pg_backend_pid()"
-                    ),
-                    {"name": pg_database_url.rsplit("/", 1)[1]},
-                ).scalar()
-        finally:
-            admin.dispose()
-        assert killed >= 1
+        assert kill_connections(pg_database_url) >= 1
         for _ in range(3):
             response = client.get("/healthz")
             assert response.status_code == 200, response.get_data(as_text=True)

@@ -55,6 +55,13 @@ def answer(model: msgspec.Struct) -> Response:
     return jsonify(to_builtins(model))
 
 
+def no_content() -> Response:
+    """204: no body, so no content type."""
+    response = Response(status=204)
+    del response.headers["Content-Type"]
+    return response
+
+
 def _invalid(fields: dict[str, list[str]]) -> InvalidInput:
     names = ", ".join(sorted(fields))
     return InvalidInput(f"The request has invalid fields: {names}.", fields)

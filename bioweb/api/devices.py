@@ -9,19 +9,13 @@ from ..forms import DeviceForm, DeviceRefForm, ListDevicesForm, PageForm, form_s
 from ..readmodels import Credentials, NewDevice
 from ..services import devices
 from ..services.tokens import DEVICE_SCOPE
-from .core import answer, bind_args, bind_json, bp
+from .core import answer, bind_args, bind_json, bp, no_content
 
 
 def _credentials_response(creds: Credentials) -> Response:
     response = answer(creds)
     response.headers["Cache-Control"] = "no-store"
     response.headers["Pragma"] = "no-cache"
-    return response
-
-
-def _no_content() -> Response:
-    response = Response(status=204)
-    del response.headers["Content-Type"]  # no body, so no type
     return response
 
 
@@ -62,7 +56,7 @@ def get_device(device_id: int) -> Response:
 def disable_device(device_id: int) -> Response:
     actor = current_principal()
     devices.disable_device(actor, device_id, bearer_origin())
-    return _no_content()
+    return no_content()
 
 
 @bp.delete("/data-submission/device-authorize")
@@ -71,7 +65,7 @@ def disable_device_by_query() -> Response:
     device_id = bind_args(DeviceRefForm).device_id.data
     actor = current_principal()
     devices.disable_device(actor, device_id, bearer_origin())
-    return _no_content()
+    return no_content()
 
 
 @bp.post("/data-submission/device-authorize")

@@ -19,16 +19,10 @@ from ..extensions import limiter
 from ..forms import ListMetricsForm, MetricForm
 from ..services import metrics, samples
 from ..services.tokens import DEVICE_SCOPE
-from .core import answer, bind_args, bind_json, bp
+from .core import answer, bind_args, bind_json, bp, no_content
 
 # A batch of 1,000 samples is about 300 KiB; leave room, but state the limit.
 MAX_SAMPLE_BODY = 1024 * 1024
-
-
-def _no_content() -> Response:
-    response = Response(status=204)
-    del response.headers["Content-Type"]
-    return response
 
 
 # --- metrics -------------------------------------------------------------------------------------
@@ -79,7 +73,7 @@ def get_metric(metric_id: int) -> Response:
 @require_token("samples:write", DEVICE_SCOPE)
 def delete_metric(metric_id: int) -> Response:
     metrics.delete_metric(current_principal(), metric_id)
-    return _no_content()
+    return no_content()
 
 
 # --- samples -------------------------------------------------------------------------------------
@@ -200,4 +194,4 @@ def list_samples() -> Response:
 @require_token("samples:write", DEVICE_SCOPE)
 def delete_sample(sample_uuid: str) -> Response:
     samples.delete_sample(current_principal(), sample_uuid)
-    return _no_content()
+    return no_content()
