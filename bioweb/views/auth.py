@@ -11,7 +11,7 @@ from ..extensions import limiter
 from ..forms import ChangePasswordForm, LoginForm, SignupForm
 from ..models import User
 from ..services import accounts
-from . import apply_service_error, form_status, safe_next
+from .helpers import apply_service_error, form_status, safe_next
 
 bp = Blueprint("auth", __name__)
 

@@ -18,7 +18,7 @@ from ..origin import current_origin
 from ..readmodels import Credentials, NewDevice
 from ..services import devices, metrics
 from ..services.events import Origin
-from . import (
+from .helpers import (
     current_actor,
     issue_nonce,
     one_time_response,

@@ -1,12 +1,24 @@
-"""What every signed-in blueprint needs, in a module that imports nothing of bioweb.views, so a
-blueprint module can use it without an import cycle through the package (tests/test_imports.py).
-The package re-exports these for the blueprints that still import them from there."""
+"""What the dashboard's blueprints share: the sign-in guard, one-time submissions (nonces),
+safe redirects, form errors and the time filter. A module that imports nothing of
+bioweb.views, so the blueprint modules use it without an import cycle through the package
+(tests/test_imports.py)."""
 
 from __future__ import annotations
 
-from flask import Blueprint
-from flask_login import current_user, login_required
+import hmac
+import secrets
+from collections.abc import Callable
+from datetime import datetime
+from typing import Literal
+from urllib.parse import urlsplit
 
+from flask import Blueprint, Response, session
+from flask.typing import ResponseReturnValue
+from flask_login import current_user, login_required
+from wtforms import Form
+
+from ..errors import AppError, InvalidInput
+from ..forms import OnceForm
 from ..models import User
 
 
@@ -22,3 +34,123 @@ def signed_in_only(bp: Blueprint) -> None:
 def current_actor() -> User:
     """The signed-in user, as the services take it."""
     return current_user._get_current_object()
+
+
+NONCE_KEY = "_once"
+# A handful of open forms per session; the oldest nonces drop off so the cookie stays small.
+MAX_NONCES = 16
+
+NonceState = Literal["fresh", "used", "unknown"]
+
+
+def issue_nonce(purpose: str) -> str:
+    """A fresh one-time submission nonce for `purpose` (e.g. "device:new"), remembered in the session."""
+    nonce = secrets.token_urlsafe(16)
+    # A list, not a dict: Flask serialises the session with sorted keys, which would lose the age order.
+    entries = list(session.get(NONCE_KEY, []))[-(MAX_NONCES - 1) :]
+    entries.append([nonce, purpose, None])
+    session[NONCE_KEY] = entries
+    return nonce
+
+
+def nonce_state(purpose: str, nonce: str | None) -> tuple[NonceState, int | None]:
+    """Whether `nonce` was issued for `purpose` and is unspent ("fresh"), already spent ("used",
+    with the id of what it created), or was never issued here or has aged out ("unknown")."""
+    if not nonce:
+        return "unknown", None
+    for issued, issued_for, result in session.get(NONCE_KEY, []):
+        if hmac.compare_digest(issued.encode(), nonce.encode()) and issued_for == purpose:
+            return ("fresh", None) if result is None else ("used", result)
+    return "unknown", None
+
+
+def spend_nonce(nonce: str, result_id: int) -> None:
+    """Mark `nonce` as used, remembering the id of the record its submission created."""
+    entries = [list(e) for e in session.get(NONCE_KEY, [])]
+    for entry in entries:
+        if entry[0] == nonce:
+            entry[2] = result_id
+    session[NONCE_KEY] = entries
+
+
+def submit_once(
+    form: OnceForm,
+    purpose: str,
+    action: Callable[[], tuple[int, ResponseReturnValue]],
+    *,
+    used: Callable[[int | None], ResponseReturnValue],
+    expired: Callable[[], ResponseReturnValue],
+    invalid: Callable[[int], ResponseReturnValue],
+) -> ResponseReturnValue:
+    """The one-time submission flow of a POST that mints something (a secret shown once).
+
+    In order: a nonce already spent for `purpose` (reload, back, double post) answers
+    `used(id of what it created)`; one never issued here or aged out answers `expired()`; a form
+    that does not validate answers `invalid(status)`, and so does an InvalidInput from `action`
+    once its messages are on the form (status 400). Otherwise `action()` does the work
+    (committing via a service) and returns (id of what it created, response); the nonce is then
+    spent with that id and the response returned.
+    """
+    state, result_id = nonce_state(purpose, form.nonce.data)
+    if state == "used":
+        return used(result_id)
+    if state == "unknown":
+        return expired()
+    if not form.validate_on_submit():
+        return invalid(form_status(form))
+    try:
+        result_id, response = action()
+    except InvalidInput as error:
+        apply_service_error(form, error)
+        return invalid(400)
+    spend_nonce(form.nonce.data, result_id)
+    return response
+
+
+def safe_next(target: str | None) -> str | None:
+    """`target` if it is a path on this site (for ?next=), else None.
+
+    Refuses absolute and scheme-relative URLs ("//evil", "/\\evil", which browsers treat as
+    another host) and anything with control characters.
+    """
+    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
+        return None
+    if any(ord(c) < 32 or c == "\\" for c in target):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return None
+    return target
+
+
+def one_time_response(html: str) -> Response:
+    """A page that carries a secret: never cached, never leaked through the Referer header."""
+    response = Response(html)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+def apply_service_error(form: Form, error: AppError) -> None:
+    """Put a service's InvalidInput/Conflict messages on the matching form fields (or the form)."""
+    placed = False
+    for name, messages in (error.fields or {}).items():
+        field = form._fields.get(name)
+        if field is not None:
+            field.errors = list(field.errors) + list(messages)
+            placed = True
+    if not placed:
+        form.form_errors.append(error.description)
+
+
+def form_status(form: Form) -> int:
+    """400 when a submitted form is re-rendered with errors, else 200."""
+    return 400 if form.errors else 200
+
+
+def format_time(value: datetime | None) -> str:
+    """A UTC time for people: '2024-05-01 12:34 UTC' (the <time> element carries the exact value)."""
+    if value is None:
+        return "never"
+    return value.strftime("%Y-%m-%d %H:%M UTC")

@@ -8,7 +8,7 @@ from werkzeug.wrappers import Response
 
 from ..forms import PersonalTokenForm
 from ..services import tokens
-from . import (
+from .helpers import (
     current_actor,
     issue_nonce,
     one_time_response,
