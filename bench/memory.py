@@ -15,6 +15,8 @@ import os
 import subprocess
 import sys
 
+from bench import seed
+
 STEPS = [
     "flask",
     "sqlalchemy",
@@ -63,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--database-url", default="sqlite:///:memory:")
     args = parser.parse_args(argv)
-    env = {**os.environ, "SECRET_KEY": "bench-memory", "RATELIMIT_ENABLED": "false"}
+    env = {**os.environ, **seed.server_env(args.database_url)}
     code = CHILD.format(steps=STEPS, url=args.database_url)
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     previous = None

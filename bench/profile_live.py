@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         server = None
         try:
             data = seed.seed_load_data(engine)
-            env = {"DATABASE_URL": db.url, "RATELIMIT_ENABLED": "false"}
+            env = seed.server_env(db.url)  # the key the seeded device tokens are signed with
             logs = ROOT / "bench" / "out" / "profile-live"  # kept: a crashed worker explains itself there
             logs.mkdir(parents=True, exist_ok=True)
             if args.baseline:

@@ -200,12 +200,7 @@ class BenchDatabase:
             with engine.connect() as conn:
                 conn.exec_driver_sql(f'CREATE DATABASE "{self.opts.pg_db}"')
             engine.dispose()
-        env = {
-            **os.environ,
-            "DATABASE_URL": self.url,
-            "SECRET_KEY": seed.SECRET_KEY,
-            "BIOWEB_TOKEN_KEYS": seed.TOKEN_KEYS,
-        }
+        env = {**os.environ, **seed.server_env(self.url)}
         subprocess.run(
             [str(FLASK), "--app", "app", "db", "upgrade"], cwd=ROOT, env=env, check=True, capture_output=True
         )
@@ -694,12 +689,7 @@ def bench_backend(backend: str, opts: Options, work_dir: Path) -> dict[str, Any]
             f"{backend}: seeded {len(data.users)} users, "
             f"{sum(len(u.device_ids) for u in data.users):,} devices"
         )
-        env = {
-            "DATABASE_URL": db.url,
-            "RATELIMIT_ENABLED": "false",
-            "SECRET_KEY": seed.SECRET_KEY,
-            "BIOWEB_TOKEN_KEYS": seed.TOKEN_KEYS,
-        }
+        env = seed.server_env(db.url)
         log_dir = work_dir / backend
         log_dir.mkdir(parents=True, exist_ok=True)
         target = servers.start("bioweb", env=env, log_dir=log_dir, workers=opts.workers)

@@ -36,6 +36,17 @@ SECRET_KEY = "bench-" + secrets.token_hex(16)
 APP_CONFIG = {"SECRET_KEY": SECRET_KEY, "BIOWEB_TOKEN_KEYS": TOKEN_KEYS, "RATELIMIT_ENABLED": False}
 
 
+def server_env(database_url: str) -> dict[str, str]:
+    """The environment of a bioweb process the harness starts (gunicorn, `flask db`): the same
+    keys as APP_CONFIG, so it accepts the seeded tokens and never writes instance/."""
+    return {
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": SECRET_KEY,
+        "BIOWEB_TOKEN_KEYS": TOKEN_KEYS,
+        "RATELIMIT_ENABLED": "false",
+    }
+
+
 def device_access_token(device_id: int, user_id: int, tenant_id: int, client_id: str) -> str:
     """A signed access token for a seeded device (generation 1), as /token would mint it."""
     return SIGNER.sign(

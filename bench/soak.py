@@ -35,6 +35,7 @@ from pathlib import Path
 
 import requests
 
+from bench import seed
 from bench.servers import ROOT, Server, start
 
 PASSWORD = "soak horse battery staple"
@@ -261,9 +262,7 @@ def main() -> int:
         database = tmpdir / "bioweb.db"
         env = {
             **os.environ,
-            "DATABASE_URL": f"sqlite:///{database}",
-            "SECRET_KEY": "soak-secret-key-not-for-production",
-            "RATELIMIT_ENABLED": "false",
+            **seed.server_env(f"sqlite:///{database}"),
             "BIOWEB_ACCESS_LOG": str(tmpdir / "access.log"),
         }
         flask(env, "db", "upgrade")
