@@ -95,7 +95,6 @@ def require_token(*scopes: str) -> Callable[[V], V]:
             g.principal = principal
             return view(*args, **kwargs)
 
-        guarded.required_scopes = tuple(scopes)  # type: ignore[attr-defined]
         return guarded  # type: ignore[return-value]
 
     return decorate

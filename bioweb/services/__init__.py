@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 
 class Actor(Protocol):
-    """Who acts: a models.User, or the user behind a bearer token (tokens.UserRef)."""
+    """Who acts: a models.User (the dashboard, the CLI), or a Principal (a bearer token)."""
 
     @property
     def id(self) -> int: ...
@@ -28,16 +28,3 @@ class Principal:
     scope: str
     device: Any = None  # a devices row (sa.Row) for a device access token, else None
     token_id: int | None = None  # the PAT's id, for a personal access token
-
-    @property
-    def device_id(self) -> int | None:
-        return self.device.id if self.device is not None else None
-
-
-@dataclass(frozen=True)
-class Page:
-    """One keyset page: the rows, how many there are in all, and the cursor for the next page."""
-
-    results: list[Any]
-    count: int
-    next_id: int | None

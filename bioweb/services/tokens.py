@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
+import msgspec
 import sqlalchemy as sa
 from flask import current_app
 
@@ -289,11 +290,7 @@ def start_refresh_family(device: Any) -> IssuedTokens:
     issued = _sign_device_token(device)
     refresh = _new_refresh_token(device, uuid.uuid4().hex, utcnow())
     db.session.commit()
-    return IssuedTokens(**{**_fields(issued), "refresh_token": refresh})
-
-
-def _fields(issued: IssuedTokens) -> dict[str, Any]:
-    return {name: getattr(issued, name) for name in IssuedTokens.__struct_fields__}
+    return msgspec.structs.replace(issued, refresh_token=refresh)
 
 
 _FIND_REFRESH = sa.select(
@@ -341,7 +338,7 @@ def rotate_refresh_token(
     issued = _sign_device_token(device)
     refresh = _new_refresh_token(device, token.family or uuid.uuid4().hex, now)
     db.session.commit()
-    return IssuedTokens(**{**_fields(issued), "refresh_token": refresh})
+    return msgspec.structs.replace(issued, refresh_token=refresh)
 
 
 def revoke_family(family: str | None, now: datetime | None = None) -> int:
