@@ -86,6 +86,8 @@ class User(db.Model):
     session_version: Mapped[int] = mapped_column(default=1)
     # Kept beside the devices so `count` on a list of a million devices is one row read.
     device_count: Mapped[int] = mapped_column(default=0)
+    # An IANA zone name: the person's day, week, month and year for figures and calculations.
+    time_zone: Mapped[str] = mapped_column(sa.String(64), default="UTC", server_default="UTC")
     created_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     tenant: Mapped[Tenant] = relationship()
@@ -304,6 +306,47 @@ class Sample(db.Model):
     received_time: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+# One rollup row summarises a metric's samples whose start_date lies in one slot: 15 minutes of
+# UTC, numbered from the Unix epoch (slot = floor(epoch seconds / 900)). Every zone's offset is
+# a multiple of 15 minutes, so any local hour, day, week, month or year is a run of whole slots.
+SLOT_SECONDS = 900
+
+
+class SampleRollup(db.Model):
+    """count, sum, min, max and latest of one metric's samples (is_null ones excluded) in one slot.
+
+    Kept in the transaction that writes the samples (services/rollups.py), so it is always exact.
+    Hash-partitioned by metric_id on PostgreSQL, like the samples it summarises.
+    """
+
+    __tablename__ = "quantity_rollups"
+    __table_args__ = ({"postgresql_partition_by": "HASH (metric_id)"},)
+
+    metric_id: Mapped[int] = mapped_column(sa.ForeignKey("metrics.id"), primary_key=True)
+    slot: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+    sample_count: Mapped[int] = mapped_column(sa.Integer)
+    total: Mapped[float] = mapped_column(sa.Float(precision=53))
+    minimum: Mapped[float] = mapped_column(sa.Float(precision=53))
+    maximum: Mapped[float] = mapped_column(sa.Float(precision=53))
+    # The sample with the greatest (start_date, received_time, id) in the slot.
+    latest_value: Mapped[float] = mapped_column(sa.Float(precision=53))
+    latest_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    latest_received: Mapped[datetime] = mapped_column(UTCDateTime)
+    latest_id: Mapped[int] = mapped_column(sa.BigInteger)
+
+
+class SourcePriority(db.Model):
+    """A person's order of devices for one sample type (HealthKit's Data Sources): where two
+    devices recorded the same slot of a cumulative type, the higher one counts."""
+
+    __tablename__ = "source_priorities"
+
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), primary_key=True)
+    sample_type: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    device_id: Mapped[int] = mapped_column(sa.ForeignKey("devices.id"), primary_key=True)
+    position: Mapped[int] = mapped_column(sa.Integer)
+
+
 @compiles(CreateTable, "postgresql")
 def _partitioned_primary_key(create: CreateTable, compiler: Any, **kw: Any) -> str:
     """A partitioned table's primary key must contain its partition key: (id, metric_id)."""
@@ -313,18 +356,26 @@ def _partitioned_primary_key(create: CreateTable, compiler: Any, **kw: Any) -> s
     return text
 
 
-def sample_partitions_ddl() -> list[str]:
-    """The hash partitions of quantity_samples on PostgreSQL (the migration runs the same)."""
+PARTITIONED_TABLES = ("quantity_samples", "quantity_rollups")
+
+
+def sample_partitions_ddl(table: str = "quantity_samples") -> list[str]:
+    """The hash partitions of a partitioned table on PostgreSQL (the migrations run the same)."""
     return [
-        f"CREATE TABLE quantity_samples_p{r:02d} PARTITION OF quantity_samples "
+        f"CREATE TABLE {table}_p{r:02d} PARTITION OF {table} "
         f"FOR VALUES WITH (MODULUS {SAMPLE_PARTITIONS}, REMAINDER {r})"
         for r in range(SAMPLE_PARTITIONS)
     ]
 
 
 def is_sample_partition(name: str) -> bool:
-    """A partition of quantity_samples (PostgreSQL): part of that table, not a table of the models."""
-    return name.startswith("quantity_samples_p") and name[len("quantity_samples_p") :].isdigit()
+    """A partition (PostgreSQL) of the samples or their rollups: part of that table, not a table
+    of the models."""
+    for table in PARTITIONED_TABLES:
+        prefix = f"{table}_p"
+        if name.startswith(prefix) and name[len(prefix) :].isdigit():
+            return True
+    return False
 
 
 def include_in_autogenerate(name: str | None, type_: str, parent_names: Any) -> bool:
@@ -333,7 +384,8 @@ def include_in_autogenerate(name: str | None, type_: str, parent_names: Any) -> 
 
 
 @sa.event.listens_for(Sample.__table__, "after_create")
+@sa.event.listens_for(SampleRollup.__table__, "after_create")
 def _create_partitions(table: sa.Table, connection: sa.Connection, **kw: Any) -> None:
     if connection.dialect.name == "postgresql":
-        for statement in sample_partitions_ddl():
+        for statement in sample_partitions_ddl(table.name):
             connection.exec_driver_sql(statement)

@@ -155,6 +155,77 @@ class MetricView(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=Fal
     latest_timestamp: Time | None
 
 
+Figure = Annotated[
+    float | None,
+    msgspec.Meta(
+        description="In the owner's time zone: the period's sum for a cumulative type, its average "
+        "for a discrete one (the published field names stay); null when it has no samples."
+    ),
+]
+
+
+class MetricFigures(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
+    """A metric's figures per calendar period of its owner's time zone, from the rollups."""
+
+    time_zone: Annotated[str, msgspec.Meta(description="The owner's IANA time zone the periods follow.")]
+    avg_today: Figure
+    avg_yesterday: Figure
+    avg_this_week: Figure
+    avg_last_week: Figure
+    avg_this_month: Figure
+    avg_last_month: Figure
+    avg_this_year: Figure
+    avg_last_year: Figure
+
+
+class MetricDetail(MetricView, frozen=True, forbid_unknown_fields=True, gc=False):
+    """One metric with its figures (GET /metric/<id>; the list carries only the latest sample)."""
+
+    time_zone: Annotated[str, msgspec.Meta(description="The owner's IANA time zone the figures follow.")]
+    avg_today: Figure
+    avg_yesterday: Figure
+    avg_this_week: Figure
+    avg_last_week: Figure
+    avg_this_month: Figure
+    avg_last_month: Figure
+    avg_this_year: Figure
+    avg_last_year: Figure
+
+
+LocalTime = Annotated[
+    datetime, msgspec.Meta(tz=True, description="RFC 3339 with the local offset of the zone asked for.")
+]
+
+
+class CalculationBucket(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
+    """One local calendar bucket [start, finish) of a calculation."""
+
+    start: LocalTime
+    finish: LocalTime
+    value: Annotated[float | None, msgspec.Meta(description="null when no sample of the range lies in it.")]
+    count: Annotated[int, msgspec.Meta(ge=0, description="Samples counted (is_null ones never are).")]
+    partial: Annotated[
+        bool, msgspec.Meta(description="The range cuts this bucket: only its samples in the range count.")
+    ]
+
+
+class CalculationResult(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A function of samples per local bucket, for one metric or all of a person's metrics of a type."""
+
+    metric_id: Id | None
+    sample_type: str
+    unit: Annotated[str, msgspec.Meta(description="The unit of every value (that of the metrics counted).")]
+    metric_ids: Annotated[list[Id], msgspec.Meta(description="The metrics counted.")]
+    function: Annotated[
+        int, msgspec.Meta(description="1 average, 2 sum, 3 minimum, 4 maximum, 5 count, 6 latest.")
+    ]
+    frequency: Annotated[int, msgspec.Meta(description="1 day, 2 week (ISO), 3 month, 4 year, 5 hour.")]
+    time_zone: str
+    start_gte: Time
+    finish_lte: Time
+    results: list[CalculationBucket]
+
+
 class MetricList(Page[MetricView], frozen=True, forbid_unknown_fields=True):
     """One keyset page of the caller's metrics, by id."""
 
@@ -242,3 +313,35 @@ _KEEP_AS_IS = (datetime,)
 def to_builtins(value: msgspec.Struct | list[Any]) -> Any:
     """Dicts, lists and scalars for the app's JSON provider; datetimes left for it to write (+00:00)."""
     return msgspec.to_builtins(value, builtin_types=_KEEP_AS_IS)
+
+
+class AccountView(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The person a token acts for: GET and PATCH /api/v1/account."""
+
+    id: Id
+    email: str
+    first_name: str
+    last_name: str
+    tenant_id: Id
+    time_zone: Annotated[
+        str,
+        msgspec.Meta(
+            description="An IANA time zone name: the person's day, week, month and year in figures "
+            "and calculations.",
+            examples=["Europe/Berlin"],
+        ),
+    ]
+    created_time: Time
+
+
+class SimulationResult(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What filling a test-mode device's metric with generated samples stored."""
+
+    metric_id: Id
+    days: Annotated[int, msgspec.Meta(ge=1, le=366)]
+    accepted: Annotated[int, msgspec.Meta(ge=0, description="Generated samples stored now.")]
+    duplicates: Annotated[
+        int, msgspec.Meta(ge=0, description="Generated samples that were stored already (an earlier run).")
+    ]
+    start: Annotated[Time, msgspec.Meta(description="The simulated range starts here ...")]
+    finish: Annotated[Time, msgspec.Meta(description="... and ends here (now, at the latest).")]

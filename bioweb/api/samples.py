@@ -7,17 +7,18 @@ too); sample bodies, API-only and up to 1,000 items, are decoded and validated b
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import msgspec
 from flask import Response, current_app, request
 
+from .. import reads
 from ..bearer import bearer_origin, current_principal, require_token
 from ..errors import InvalidInput, UnsupportedMediaType
 from ..extensions import limiter
 from ..forms import ListMetricsForm, MetricForm
-from ..services import metrics, samples
+from ..services import calculations, metrics, samples
 from ..services.tokens import DEVICE_SCOPE
 from .core import answer, bind_args, bind_json, bp, no_content
 
@@ -65,7 +66,7 @@ def list_metrics() -> Response:
 @bp.get("/metrics/<int:metric_id>")
 @require_token("samples:read", DEVICE_SCOPE)
 def get_metric(metric_id: int) -> Response:
-    return answer(metrics.get_metric(current_principal(), metric_id))
+    return answer(calculations.metric_detail(current_principal(), metric_id))
 
 
 @bp.delete("/metric/<int:metric_id>")
@@ -133,18 +134,7 @@ def _time_arg(name: str) -> datetime | None:
     value = request.args.get(name)
     if value is None or value == "":
         return None
-    try:
-        if value.lstrip("-").isascii() and value.lstrip("-").isdigit():
-            return datetime.fromtimestamp(int(value) / 1000, UTC)
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace(" ", "+"))
-        if parsed.tzinfo is not None:
-            parsed = parsed.astimezone(UTC)  # OverflowError when an offset leaves years 1 to 9999
-    except (ValueError, OverflowError, OSError):
-        parsed = None
-    if parsed is None or parsed.tzinfo is None:
-        message = "Must be epoch milliseconds or an RFC 3339 time with an offset (2022-01-12T06:33:26Z)."
-        raise InvalidInput(f"{name}: {message}", {name: [message]})
-    return parsed
+    return samples.parse_time(name, value)
 
 
 _FILTERS = {"start_date_gt", "start_date_gte", "end_date_lt", "end_date_lte"}
@@ -187,6 +177,16 @@ def _sample_filter() -> samples.SampleFilter:
 @require_token("samples:read", DEVICE_SCOPE)
 def list_samples() -> Response:
     return answer(samples.list_samples(current_principal(), _sample_filter()))
+
+
+@bp.get("/quantity-sample-calculations")
+@require_token("samples:read", DEVICE_SCOPE)
+def calculate() -> Response:
+    principal = current_principal()
+    with reads.connection() as conn:
+        default_zone = calculations.user_time_zone(conn, principal)
+    query = calculations.parse_query(request.args, default_zone)
+    return answer(calculations.calculate(principal, query))
 
 
 @bp.delete("/quantity-sample/<sample_uuid>")

@@ -17,7 +17,7 @@ from ..errors import Conflict, InvalidInput, NotFound
 from ..extensions import db
 from ..models import MAX_ID, Device, DeviceState, Metric, Sample, utcnow
 from ..readmodels import MetricList, MetricOverview, MetricView
-from . import Actor, Principal, devices
+from . import Actor, Principal, devices, rollups
 
 OTHER = "other"
 # Deleting a metric removes its samples this many rows per transaction, so other writers
@@ -243,7 +243,8 @@ def delete_metric(actor: Actor, metric_id: int) -> None:
 
 
 def _purge_metric(metric_id: int, deadline: float) -> bool:
-    """Delete the samples of a deleted metric, a batch per transaction, then the metric row.
+    """Delete the samples of a deleted metric, then their rollups, a batch per transaction, then
+    the metric row.
     Returns True when it finished before `deadline`."""
     batch = (
         sa.select(_samples.c.id)
@@ -257,6 +258,13 @@ def _purge_metric(metric_id: int, deadline: float) -> bool:
                 sa.delete(_samples).where(_samples.c.metric_id == metric_id, _samples.c.id.in_(batch))
             )
         )
+        db.session.commit()
+        if removed < DELETE_BATCH:
+            break
+        if time.monotonic() > deadline:
+            return False
+    while True:
+        removed = rollups.delete_batch(metric_id, DELETE_BATCH)
         db.session.commit()
         if removed < DELETE_BATCH:
             break

@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Annotated, Any, Literal, cast
 
 import msgspec
@@ -33,7 +34,7 @@ from ..errors import Conflict, InvalidInput, NotFound
 from ..extensions import db
 from ..models import MAX_ID, DeviceState, EventKind, Metric, Sample, utcnow
 from ..readmodels import SampleBatchResult, SampleList, SampleRejected, SampleView
-from . import Actor, Principal, events, metrics
+from . import Actor, Principal, events, metrics, rollups
 from .events import Origin
 
 MAX_BATCH = 1000
@@ -173,7 +174,13 @@ def _existing(pending: list[_Pending]) -> dict[tuple[Any, ...], Any]:
             by_id.setdefault(p.item.metric_id, []).append(p.item.client_sample_id)
         else:
             by_dates.setdefault(p.item.metric_id, set()).add(p.item.start_date)
-    columns = (_samples.c.id, _samples.c.uuid, _samples.c.client_sample_version, _samples.c.metric_id)
+    columns = (
+        _samples.c.id,
+        _samples.c.uuid,
+        _samples.c.client_sample_version,
+        _samples.c.metric_id,
+        _samples.c.start_date,
+    )
     for metric_id, client_ids in by_id.items():
         for chunk in _chunks(client_ids):
             query = sa.select(*columns, _samples.c.client_sample_id).where(
@@ -183,7 +190,7 @@ def _existing(pending: list[_Pending]) -> dict[tuple[Any, ...], Any]:
                 found[("id", row.metric_id, row.client_sample_id)] = row
     for metric_id, starts in by_dates.items():
         for chunk in _chunks(sorted(starts)):
-            dated_query = sa.select(*columns, _samples.c.start_date, _samples.c.end_date).where(
+            dated_query = sa.select(*columns, _samples.c.end_date).where(
                 _samples.c.metric_id == metric_id,
                 _samples.c.client_sample_id.is_(None),
                 _samples.c.start_date.in_(chunk),
@@ -229,8 +236,8 @@ _UUID7_RANDOM = ~(0xF << 76 | 0x3 << 62) & ((1 << 80) - 1)  # all but the versio
 _UUID7_BITS = 0x7 << 76 | 0x2 << 62  # version 7, variant 10
 
 
-def _insert(rows: list[dict[str, Any]]) -> set[str]:
-    """INSERT ... ON CONFLICT DO NOTHING RETURNING uuid of `rows`; the uuids stored.
+def _insert(rows: list[dict[str, Any]]) -> dict[str, int]:
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING uuid, id of `rows`; uuid -> id of those stored.
 
     On PostgreSQL the rows go as one array per column through unnest(): a short statement
     psycopg parses once and caches, the arrays adapted in C. The multi-VALUES form SQLAlchemy
@@ -249,10 +256,11 @@ def _insert(rows: list[dict[str, Any]]) -> set[str]:
             )
         )
         statement = postgresql_insert(_samples).from_select(names, selected)
-        return set(db.session.scalars(statement.on_conflict_do_nothing().returning(_samples.c.uuid)).all())
+        returning = statement.on_conflict_do_nothing().returning(_samples.c.uuid, _samples.c.id)
+        return {row.uuid: row.id for row in db.session.execute(returning)}
     insert = _INSERTS[dialect](_samples)
-    statement = insert.on_conflict_do_nothing().returning(_samples.c.uuid)
-    return {row.uuid for row in db.session.execute(statement, rows)}
+    statement = insert.on_conflict_do_nothing().returning(_samples.c.uuid, _samples.c.id)
+    return {row.uuid: row.id for row in db.session.execute(statement, rows)}
 
 
 def _store(pending: list[_Pending], outcome: _Outcome, now: datetime) -> None:
@@ -260,31 +268,37 @@ def _store(pending: list[_Pending], outcome: _Outcome, now: datetime) -> None:
 
     Optimistic: every key is inserted (ON CONFLICT DO NOTHING), and only the keys that were
     not (already stored, or stored by a concurrent writer) are read back. New samples, the
-    common case, cost one statement; a resent batch costs the insert attempt and the read.
+    common case, cost one statement, and one upsert for their slots' rollups; a resent batch
+    costs the insert attempt and the read. A replacement recomputes the rollups of the slots
+    it left and entered.
     """
-    existing: dict[tuple[Any, ...], Any] = {}
-    new = pending
-    if new:
-        uuids = {p.key: time_ordered_uuid() for p in new}
-        inserted = _insert([_row(p.item, uuids[p.key], now) for p in new])
-        raced = []
-        for p in new:
-            if uuids[p.key] in inserted:
-                outcome.accepted += 1
-                outcome.stored[p.index] = (uuids[p.key], False)
-            else:  # stored before, or by a concurrent writer: ours is not new
-                raced.append(p)
-        existing.update(_existing(raced))
+    uuids = {p.key: time_ordered_uuid() for p in pending}
+    rows = {p.key: _row(p.item, uuids[p.key], now) for p in pending}
+    inserted = _insert(list(rows.values()))
+    raced = []
+    new_rows = []
     for p in pending:
-        if p.index in outcome.stored:
-            continue
+        sample_id = inserted.get(uuids[p.key])
+        if sample_id is not None:
+            outcome.accepted += 1
+            outcome.stored[p.index] = (uuids[p.key], False)
+            new_rows.append(SimpleNamespace(id=sample_id, **rows[p.key]))
+        else:  # stored before, or by a concurrent writer: ours is not new
+            raced.append(p)
+    rollups.add_samples(new_rows)
+    existing = _existing(raced)
+    changed_slots: set[tuple[int, int]] = set()
+    for p in raced:
         row = existing[p.key]
         if p.item.client_sample_version > row.client_sample_version and _replace(row, p.item, now):
             outcome.replaced += 1
             outcome.stored[p.index] = (row.uuid, False)
+            changed_slots.add((p.item.metric_id, rollups.slot_of(row.start_date)))
+            changed_slots.add((p.item.metric_id, rollups.slot_of(p.item.start_date.astimezone(UTC))))
         else:
             outcome.duplicates += 1
             outcome.stored[p.index] = (row.uuid, True)
+    rollups.recompute(changed_slots)
 
 
 def _submit(actor: Actor, items: list[Any], origin: Origin | None) -> tuple[_Outcome, dict[int, Any]]:
@@ -450,7 +464,27 @@ def delete_sample(actor: Actor, sample_uuid: str) -> None:
     db.session.execute(
         sa.delete(_samples).where(_samples.c.id == row.id, _samples.c.metric_id == row.metric_id)
     )
+    rollups.recompute({(row.metric_id, rollups.slot_of(row.start_date))})
     db.session.commit()
+
+
+def parse_time(name: str, value: str) -> datetime:
+    """A time parameter: epoch milliseconds (the published API) or RFC 3339 with an offset, as
+    aware UTC. Raises InvalidInput naming `name`."""
+    parsed: datetime | None
+    try:
+        if value.lstrip("-").isascii() and value.lstrip("-").isdigit():
+            parsed = datetime.fromtimestamp(int(value) / 1000, UTC)
+        else:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace(" ", "+"))
+            if parsed.tzinfo is not None:
+                parsed = parsed.astimezone(UTC)  # OverflowError when an offset leaves years 1 to 9999
+    except (ValueError, OverflowError, OSError):
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        message = "Must be epoch milliseconds or an RFC 3339 time with an offset (2022-01-12T06:33:26Z)."
+        raise InvalidInput(f"{name}: {message}", {name: [message]})
+    return parsed
 
 
 @dataclass(frozen=True)

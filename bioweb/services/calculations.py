@@ -1,0 +1,780 @@
+"""Calculations: a function of samples per local calendar bucket, from the rollups.
+
+`calculate` answers GET /api/v1/quantity-sample-calculations (../shared/spec/samples.md,
+Calculations) for one metric, or for all of a person's metrics of one sample type:
+
+- The buckets are local: hours, days, ISO weeks, months or years of an IANA time zone, with
+  daylight-saving changes (a local day of 23 or 25 hours). Every bucket overlapping the range
+  [start_gte, finish_lte] is answered whole, `partial` when the range cuts it, empty ones with
+  value null and count 0.
+- The work is done over the rollups (services/rollups.py: one row per metric and 15 minutes
+  of UTC), never the raw samples, but for the at most two slots the range cuts. Each offset of
+  a zone is a multiple of 15 minutes, so the zone's offset is constant within a slot, and a
+  slot's local day (or hour) is arithmetic: floor((slot + offset in slots) / 96). The database
+  groups the slots by local day (hour) with the offsets of the range as one CASE over the
+  zone's transitions; Python folds the days into weeks, months or years.
+- Across devices (`sample_type`): a cumulative type takes, in each slot, one source — the
+  person's priority order of devices for the type, else the device with the most samples in
+  the slot — so a walk recorded by a phone and a watch counts once; a discrete type pools
+  the samples. Test-mode devices never count in a person's figures.
+"""
+
+from __future__ import annotations
+
+import bisect
+import difflib
+import zoneinfo
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+import msgspec
+import sqlalchemy as sa
+
+from .. import quantitytypes, reads
+from ..errors import InvalidInput, NotFound
+from ..models import MAX_ID, SLOT_SECONDS, Device, Metric, Sample, SampleRollup, SourcePriority, User
+from ..readmodels import CalculationBucket, CalculationResult, MetricDetail, MetricFigures
+from . import Actor, metrics
+from .rollups import EPOCH, Rollup, slot_of, slot_start, summarise
+
+FUNCTIONS = {1: "average", 2: "sum", 3: "minimum", 4: "maximum", 5: "count", 6: "latest"}
+FREQUENCIES = {1: "day", 2: "week", 3: "month", 4: "year", 5: "hour"}
+AVERAGE, SUM, MINIMUM, MAXIMUM, COUNT, LATEST = 1, 2, 3, 4, 5, 6
+DAY, WEEK, MONTH, YEAR, HOUR = 1, 2, 3, 4, 5
+MAX_BUCKETS = 10_000
+PARAMETERS = (
+    "metric_id",
+    "sample_type",
+    "quantity_type",
+    "function",
+    "frequency",
+    "start_gte",
+    "finish_lte",
+    "time_zone",
+)
+
+SLOTS_PER_HOUR = 3600 // SLOT_SECONDS
+SLOTS_PER_DAY = 86400 // SLOT_SECONDS
+# Added to every slot number before the integer division that finds its local day or hour, so
+# the dividend is never negative (SQL's division truncates towards zero; slots of year 1 are
+# about -69 million).
+_POSITIVE = 10**8
+
+_rollups, _samples, _metrics = SampleRollup.__table__, Sample.__table__, Metric.__table__
+_devices, _priorities, _users = Device.__table__, SourcePriority.__table__, User.__table__
+
+
+@dataclass(frozen=True)
+class CalculationQuery:
+    """A calculation, parsed: times aware UTC, function and frequency as the published integers."""
+
+    function: int
+    frequency: int
+    start: datetime
+    finish: datetime
+    time_zone: str
+    metric_id: int | None = None
+    sample_type: str | None = None
+    quantity_type: str | None = None
+
+
+# --- parsing --------------------------------------------------------------------------------------
+
+
+def zone_named(name: str, field: str = "time_zone") -> zoneinfo.ZoneInfo:
+    """The IANA zone `name`; InvalidInput naming `field` (with close names) when there is none."""
+    zones = _zone_names()
+    canonical = name if name in zones else zones_folded().get(name.casefold())
+    if canonical is None:
+        close = difflib.get_close_matches(name, sorted(zones), n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        message = f"{name[:100]!r} is not an IANA time zone (such as Europe/Berlin or UTC).{hint}"
+        raise InvalidInput(f"{field}: {message}", {field: [message]})
+    return zoneinfo.ZoneInfo(canonical)
+
+
+_ZONES: set[str] = set()
+_FOLDED: dict[str, str] = {}
+
+
+def _zone_names() -> set[str]:
+    if not _ZONES:
+        _ZONES.update(zoneinfo.available_timezones())
+    return _ZONES
+
+
+def zones_folded() -> dict[str, str]:
+    """casefolded name -> IANA name."""
+    if not _FOLDED:
+        _FOLDED.update({name.casefold(): name for name in _zone_names()})
+    return _FOLDED
+
+
+def _choice(name: str, value: str, choices: Mapping[int, str]) -> int:
+    if value.isascii() and value.isdigit() and int(value) in choices:
+        return int(value)
+    for number, word in choices.items():
+        if value == word:
+            return number
+    listed = ", ".join(f"{number} {word}" for number, word in choices.items())
+    message = f"Must be one of {listed} (the number or the name)."
+    raise InvalidInput(f"{name}: {message}", {name: [message]})
+
+
+def parse_query(
+    args: Mapping[str, str], default_time_zone: str, metric_id: int | None = None
+) -> CalculationQuery:
+    """The query string of a calculation (the API's, or the dashboard's with the metric in the
+    path). Raises InvalidInput naming every bad parameter."""
+    from .samples import parse_time  # noqa: PLC0415 (samples imports metrics, which imports us not)
+
+    allowed = set(PARAMETERS) - ({"metric_id", "sample_type", "quantity_type"} if metric_id else set())
+    unknown = sorted(set(args) - allowed)
+    if unknown:
+        message = f"Unknown parameter; the parameters are: {', '.join(sorted(allowed))}."
+        raise InvalidInput(
+            f"Invalid query parameters: {', '.join(u[:100] for u in unknown)}.",
+            {u[:100]: [message] for u in unknown},
+        )
+    problems: dict[str, list[str]] = {}
+
+    def collect(check: Any, *a: Any) -> Any:
+        try:
+            return check(*a)
+        except InvalidInput as error:
+            problems.update(error.fields or {})
+            return None
+
+    sample_type = None
+    quantity_type = None
+    if metric_id is None:
+        raw_metric = args.get("metric_id", "")
+        sample_type = args.get("sample_type") or None
+        quantity_type = args.get("quantity_type") or None
+        if raw_metric and sample_type:
+            problems["sample_type"] = ["Give metric_id or sample_type, not both."]
+        elif raw_metric:
+            if raw_metric.isascii() and raw_metric.isdigit() and 1 <= int(raw_metric) <= MAX_ID:
+                metric_id = int(raw_metric)
+            else:
+                problems["metric_id"] = ["Must be the id of one of your metrics."]
+        elif sample_type:
+            qtype = quantitytypes.lookup(sample_type)
+            if qtype is None:
+                problems["sample_type"] = [f"{sample_type[:100]!r} is not a HealthKit quantity type."]
+            else:
+                sample_type = qtype.identifier
+        else:
+            problems["metric_id"] = ["Give metric_id (one metric) or sample_type (all of yours of a type)."]
+    function = collect(_choice, "function", args.get("function", ""), FUNCTIONS)
+    frequency = collect(_choice, "frequency", args.get("frequency", ""), FREQUENCIES)
+    start = finish = None
+    for name in ("start_gte", "finish_lte"):
+        if not args.get(name):
+            problems[name] = ["Is required: RFC 3339 with an offset, or epoch milliseconds."]
+    if not problems.keys() & {"start_gte", "finish_lte"}:
+        start = collect(parse_time, "start_gte", args["start_gte"])
+        finish = collect(parse_time, "finish_lte", args["finish_lte"])
+        if start is not None and finish is not None and finish < start:
+            problems["finish_lte"] = ["Must not be before start_gte."]
+    zone_name = args.get("time_zone") or default_time_zone
+    zone = collect(zone_named, zone_name)
+    if problems or start is None or finish is None:
+        raise InvalidInput(f"Invalid query parameters: {', '.join(sorted(problems))}.", problems)
+    return CalculationQuery(
+        function=function,
+        frequency=frequency,
+        start=start,
+        finish=finish,
+        time_zone=zone.key,
+        metric_id=metric_id,
+        sample_type=sample_type,
+        quantity_type=quantity_type,
+    )
+
+
+# --- local buckets --------------------------------------------------------------------------------
+
+
+def _local_midnight(day: date, zone: zoneinfo.ZoneInfo) -> datetime:
+    """The first instant of a local day, in UTC. Where midnight does not exist (a clock moved
+    forward at 00:00) the day begins when the clock shows the first time after the gap."""
+    return datetime.combine(day, time(), zone).astimezone(UTC)
+
+
+def _first_day(frequency: int, day: date) -> date:
+    if frequency == WEEK:
+        return day - timedelta(days=day.weekday())
+    if frequency == MONTH:
+        return day.replace(day=1)
+    if frequency == YEAR:
+        return day.replace(month=1, day=1)
+    return day
+
+
+def _next_day(frequency: int, day: date) -> date:
+    if frequency == WEEK:
+        return day + timedelta(days=7)
+    if frequency == MONTH:
+        return date(day.year + day.month // 12, day.month % 12 + 1, 1)
+    if frequency == YEAR:
+        return date(day.year + 1, 1, 1)
+    return day + timedelta(days=1)
+
+
+_APPROXIMATE = {
+    HOUR: 3600,
+    DAY: 86400 - 3600,
+    WEEK: 7 * 86400 - 3600,
+    MONTH: 28 * 86400 - 3600,
+    YEAR: 365 * 86400 - 3600,
+}
+
+
+def bucket_bounds(
+    frequency: int, zone: zoneinfo.ZoneInfo, start: datetime, finish: datetime
+) -> list[datetime]:
+    """UTC instants b0 <= start <= finish < bn: the local buckets [b_i, b_i+1) overlapping the
+    range. Raises InvalidInput beyond MAX_BUCKETS buckets or outside years 1 to 9999."""
+    name = FREQUENCIES[frequency]
+    if (finish - start).total_seconds() / _APPROXIMATE[frequency] > MAX_BUCKETS:
+        message = f"The range holds more than {MAX_BUCKETS:,} {name} buckets; narrow it or choose a longer frequency."
+        raise InvalidInput(f"finish_lte: {message}", {"finish_lte": [message]})
+    bounds: list[datetime] = []
+    try:
+        if frequency == HOUR:
+            # Local hours begin where the local minute is 0: walk 15 minutes at a time from the
+            # first slot of the hour holding `start`.
+            moment = slot_start(slot_of(start) - SLOTS_PER_HOUR)
+            while not bounds or bounds[-1] <= finish:
+                local = moment.astimezone(zone)
+                if local.minute == 0 and local.second == 0 and (moment <= start or bounds):
+                    if moment <= start:
+                        bounds = [moment]
+                    else:
+                        bounds.append(moment)
+                moment += timedelta(seconds=SLOT_SECONDS)
+            return bounds
+        day = _first_day(frequency, start.astimezone(zone).date())
+        bounds.append(_local_midnight(day, zone))
+        while bounds[-1] <= finish:
+            day = _next_day(frequency, day)
+            bounds.append(_local_midnight(day, zone))
+    except (OverflowError, ValueError):
+        message = "The range with its buckets must lie in the years 1 to 9999."
+        raise InvalidInput(f"finish_lte: {message}", {"finish_lte": [message]}) from None
+    return bounds
+
+
+def _offset_seconds(zone: zoneinfo.ZoneInfo, moment: datetime) -> int:
+    """The zone's UTC offset at an instant, in seconds."""
+    offset = moment.astimezone(zone).utcoffset()
+    return int(offset.total_seconds()) if offset is not None else 0
+
+
+def _offset_slots(zone: zoneinfo.ZoneInfo, moment: datetime) -> int:
+    seconds = _offset_seconds(zone, moment)
+    if seconds % SLOT_SECONDS:
+        raise _unaligned(zone, moment, seconds)
+    return seconds // SLOT_SECONDS
+
+
+def _unaligned(zone: zoneinfo.ZoneInfo, moment: datetime, seconds: int) -> InvalidInput:
+    sign = "-" if seconds < 0 else "+"
+    hours, rest = divmod(abs(seconds), 3600)
+    message = (
+        f"{zone.key} was at UTC{sign}{hours:02d}:{rest // 60:02d}:{rest % 60:02d} on "
+        f"{moment.astimezone(zone).date()}, not a multiple of 15 minutes; calculations cover "
+        "times from when the zone's offsets are (for every zone, since 1972)."
+    )
+    return InvalidInput(f"time_zone: {message}", {"time_zone": [message]})
+
+
+def offset_segments(zone: zoneinfo.ZoneInfo, first_slot: int, last_slot: int) -> list[tuple[int, int]]:
+    """[(from_slot, offset in slots)] covering slots first..last: the zone's offset is constant
+    from each from_slot to the next. Found by reading the offset once a day and bisecting the
+    days where it changed (to the slot: offsets change only on slot boundaries)."""
+
+    def offset(slot: int) -> int:
+        return _offset_slots(zone, slot_start(slot))
+
+    segments = [(first_slot, offset(first_slot))]
+    step = SLOTS_PER_DAY // 2  # zones change offset at most once in half a day
+    here = first_slot
+    while here < last_slot:
+        there = min(here + step, last_slot)
+        if offset(there) != segments[-1][1]:
+            low, high = here, there  # offset(low) is the segment's, offset(high) is not
+            while high - low > 1:
+                middle = (low + high) // 2
+                if offset(middle) == segments[-1][1]:
+                    low = middle
+                else:
+                    high = middle
+            segments.append((high, offset(high)))
+        here = there
+    return segments
+
+
+# --- reading the rollups --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """The metrics a calculation reads, and how several are combined."""
+
+    metric_ids: list[int]
+    metric_id: int | None
+    sample_type: str
+    unit: str
+    cumulative: bool
+    priority: dict[int, int]  # metric id -> position of its device in the person's order
+
+
+def _group_key(
+    slot: sa.ColumnElement[int], frequency: int, segments: list[tuple[int, int]]
+) -> sa.ColumnElement[int]:
+    """SQL: the local day (hour) number of `slot`, shifted positive."""
+    if frequency == HOUR:
+        # Hours: the sub-hour part of the offset only, so the hour repeated when clocks go back
+        # is two hours, not one.
+        offsets = [(s, o % SLOTS_PER_HOUR) for s, o in segments]
+        size = SLOTS_PER_HOUR
+    else:
+        offsets, size = segments, SLOTS_PER_DAY
+    if len({o for _, o in offsets}) == 1:
+        shift: sa.ColumnElement[int] = sa.literal(offsets[0][1] + _POSITIVE * size, sa.BigInteger)
+    else:
+        shift = sa.case(
+            *[
+                (slot < start, sa.literal(o + _POSITIVE * size, sa.BigInteger))
+                for (start, _), (_, o) in zip(offsets[1:], offsets, strict=False)
+            ],
+            else_=sa.literal(offsets[-1][1] + _POSITIVE * size, sa.BigInteger),
+        )
+    return sa.cast((slot + shift) // size, sa.BigInteger)
+
+
+def _ranked(scope: _Scope, low: int, high: int) -> sa.Subquery:
+    """The rollup rows of the scope in slots [low, high); for several metrics of a cumulative
+    type only each slot's chosen source (rank 1)."""
+    columns = (
+        _rollups.c.metric_id,
+        _rollups.c.slot,
+        _rollups.c.sample_count,
+        _rollups.c.total,
+        _rollups.c.minimum,
+        _rollups.c.maximum,
+    )
+    where = (
+        _rollups.c.metric_id == scope.metric_ids[0]
+        if len(scope.metric_ids) == 1
+        else _rollups.c.metric_id.in_(scope.metric_ids)
+    )
+    query = sa.select(*columns).where(where, _rollups.c.slot >= low, _rollups.c.slot < high)
+    if len(scope.metric_ids) == 1 or not scope.cumulative:
+        return query.subquery()
+    position = (
+        sa.case(
+            *[(_rollups.c.metric_id == m, p) for m, p in scope.priority.items()], else_=sa.literal(MAX_ID)
+        )
+        if scope.priority
+        else sa.literal(MAX_ID)
+    )
+    rank = sa.func.row_number().over(
+        partition_by=_rollups.c.slot,
+        order_by=(position, _rollups.c.sample_count.desc(), _rollups.c.metric_id),
+    )
+    ranked = query.add_columns(rank.label("rank")).subquery()
+    return sa.select(*(ranked.c[c.name] for c in columns)).where(ranked.c.rank == 1).subquery()
+
+
+def _choose(scope: _Scope, rows: Sequence[Any]) -> dict[int, int]:
+    """slot -> the metric counted in it, by the rule _ranked applies (for edges and latest)."""
+    chosen: dict[int, tuple[int, int, int]] = {}
+    for row in rows:
+        rank = (scope.priority.get(row.metric_id, MAX_ID), -row.sample_count, row.metric_id)
+        if row.slot not in chosen or rank < chosen[row.slot]:
+            chosen[row.slot] = rank
+    return {slot: rank[2] for slot, rank in chosen.items()}
+
+
+def _aggregate(
+    conn: sa.Connection,
+    scope: _Scope,
+    frequency: int,
+    zone: zoneinfo.ZoneInfo,
+    low: int,
+    high: int,
+    with_latest: bool,
+) -> list[tuple[int, Rollup]]:
+    """[(first slot, Rollup)] per local day (hour) of the whole slots [low, high)."""
+    if low >= high:
+        return []
+    segments = offset_segments(zone, low, high)
+    rows = _ranked(scope, low, high)
+    slot = rows.c.slot
+    key = _group_key(slot, frequency, segments)
+    grouped = conn.execute(
+        sa.select(
+            sa.func.min(slot).label("first"),
+            sa.func.max(slot).label("last"),
+            sa.func.sum(rows.c.sample_count).label("n"),
+            sa.func.sum(rows.c.total).label("total"),
+            sa.func.min(rows.c.minimum).label("minimum"),
+            sa.func.max(rows.c.maximum).label("maximum"),
+        ).group_by(key)
+    ).all()
+    latest: dict[int, tuple[float, tuple[datetime, datetime, int]]] = {}
+    if with_latest and grouped:
+        latest = _latest_of_slots(conn, scope, [row.last for row in grouped])
+    found = []
+    for row in grouped:
+        value, key_of = latest.get(row.last, (0.0, (EPOCH, EPOCH, 0)))
+        found.append(
+            (row.first, Rollup(int(row.n), float(row.total), row.minimum, row.maximum, value, key_of))
+        )
+    return found
+
+
+def _latest_of_slots(
+    conn: sa.Connection, scope: _Scope, slots: list[int]
+) -> dict[int, tuple[float, tuple[datetime, datetime, int]]]:
+    """slot -> (latest value, its key) of the counted rollup rows in these slots."""
+    rows: list[Any] = []
+    for chunk in range(0, len(slots), 1000):
+        rows += conn.execute(
+            sa.select(
+                _rollups.c.metric_id,
+                _rollups.c.slot,
+                _rollups.c.sample_count,
+                _rollups.c.latest_value,
+                _rollups.c.latest_start,
+                _rollups.c.latest_received,
+                _rollups.c.latest_id,
+            ).where(
+                _rollups.c.metric_id.in_(scope.metric_ids), _rollups.c.slot.in_(slots[chunk : chunk + 1000])
+            )
+        ).all()
+    chosen = _choose(scope, rows) if scope.cumulative else None
+    best: dict[int, tuple[float, tuple[datetime, datetime, int]]] = {}
+    for row in rows:
+        if chosen is not None and chosen[row.slot] != row.metric_id:
+            continue
+        key = (row.latest_start, row.latest_received, row.latest_id)
+        if row.slot not in best or key > best[row.slot][1]:
+            best[row.slot] = (row.latest_value, key)
+    return best
+
+
+def _edges(
+    conn: sa.Connection, scope: _Scope, pieces: list[tuple[datetime, datetime, bool]]
+) -> list[tuple[int, Rollup]]:
+    """[(slot, Rollup)] of the raw samples in the pieces of slots the range cuts: (from,
+    to, to included). Several metrics of a cumulative type: only each slot's chosen source."""
+    found: list[tuple[int, Rollup]] = []
+    for start, end, inclusive in pieces:
+        columns = (
+            _samples.c.id,
+            _samples.c.metric_id,
+            _samples.c.start_date,
+            _samples.c.received_time,
+            _samples.c.quantity,
+            _samples.c.is_null,
+        )
+        ending = _samples.c.start_date <= end if inclusive else _samples.c.start_date < end
+        samples = conn.execute(
+            sa.select(*columns).where(
+                _samples.c.metric_id.in_(scope.metric_ids), _samples.c.start_date >= start, ending
+            )
+        ).all()
+        summary = summarise(samples)
+        if scope.cumulative and len(scope.metric_ids) > 1 and summary:
+            slot = slot_of(start)
+            rollup_rows = conn.execute(
+                sa.select(_rollups.c.metric_id, _rollups.c.slot, _rollups.c.sample_count).where(
+                    _rollups.c.metric_id.in_(scope.metric_ids), _rollups.c.slot == slot
+                )
+            ).all()
+            source = _choose(scope, rollup_rows).get(slot)
+            summary = {key: value for key, value in summary.items() if key[0] == source}
+        for (_, slot), rollup in summary.items():
+            found.append((slot, rollup))
+    return found
+
+
+def _value(function: int, rollup: Rollup | None) -> float | None:
+    if rollup is None or rollup.count == 0:
+        return None
+    if function == AVERAGE:
+        return rollup.total / rollup.count
+    if function == SUM:
+        return rollup.total
+    if function == MINIMUM:
+        return rollup.minimum
+    if function == MAXIMUM:
+        return rollup.maximum
+    if function == COUNT:
+        return float(rollup.count)
+    return rollup.latest_value
+
+
+def _fold(bounds: list[datetime], parts: list[tuple[int, Rollup]]) -> list[Rollup | None]:
+    """Combine (first slot, Rollup) parts into the buckets between `bounds`."""
+    starts = [slot_of(b) for b in bounds]
+    buckets: list[Rollup | None] = [None] * (len(bounds) - 1)
+    for first, rollup in parts:
+        index = bisect.bisect_right(starts, first) - 1
+        if not 0 <= index < len(buckets):
+            continue
+        existing = buckets[index]
+        if existing is None:
+            buckets[index] = Rollup(
+                rollup.count,
+                rollup.total,
+                rollup.minimum,
+                rollup.maximum,
+                rollup.latest_value,
+                rollup.latest_key,
+            )
+        else:
+            existing.add(rollup)
+    return buckets
+
+
+def _compute(
+    conn: sa.Connection, scope: _Scope, query: CalculationQuery, zone: zoneinfo.ZoneInfo
+) -> tuple[list[datetime], list[Rollup | None]]:
+    bounds = bucket_bounds(query.frequency, zone, query.start, query.finish)
+    for bound in (bounds[0], bounds[-1]):
+        seconds = int((bound - EPOCH).total_seconds())
+        if seconds % SLOT_SECONDS:
+            raise _unaligned(zone, bound, _offset_seconds(zone, bound))
+    # Whole slots [low, high); the range's cut slots are read raw.
+    low = -(-int((query.start - EPOCH) // timedelta(microseconds=1)) // (SLOT_SECONDS * 10**6))
+    high = slot_of(query.finish)
+    pieces: list[tuple[datetime, datetime, bool]] = []
+    if low > high:  # the whole range lies inside one slot
+        pieces.append((query.start, query.finish, True))
+        low = high = 0
+    else:
+        if query.start < slot_start(low):
+            pieces.append((query.start, slot_start(low), False))
+        pieces.append((slot_start(high), query.finish, True))
+    parts = _aggregate(conn, scope, query.frequency, zone, low, high, query.function == LATEST)
+    parts += _edges(conn, scope, pieces)
+    return bounds, _fold(bounds, parts)
+
+
+def _scope_of_metric(conn: sa.Connection, actor: Actor, metric_id: int) -> _Scope:
+    row = conn.execute(
+        sa.select(_metrics.c.id, _metrics.c.sample_type, _metrics.c.quantity_type).where(
+            _metrics.c.id == metric_id, metrics.visible_to(actor)
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"You have no metric with id {metric_id}.")
+    return _Scope([row.id], row.id, row.sample_type, row.quantity_type, _is_cumulative(row.sample_type), {})
+
+
+def _is_cumulative(sample_type: str) -> bool:
+    qtype = quantitytypes.lookup(sample_type) if sample_type != metrics.OTHER else None
+    return qtype is not None and qtype.aggregation == "cumulative"
+
+
+def _scope_of_type(conn: sa.Connection, actor: Actor, sample_type: str, unit: str | None) -> _Scope:
+    """All the actor's metrics of a type on live-mode devices, in one unit (the one asked for,
+    else the one most of them use)."""
+    rows = conn.execute(
+        sa.select(_metrics.c.id, _metrics.c.device_id, _metrics.c.quantity_type)
+        .select_from(_metrics.join(_devices, _devices.c.id == _metrics.c.device_id))
+        .where(
+            metrics.visible_to(actor),
+            _metrics.c.sample_type == sample_type,
+            _devices.c.is_test_mode.is_(False),
+        )
+        .order_by(_metrics.c.id)
+    ).all()
+    if not rows:
+        raise NotFound(f"You have no metric of type {sample_type} on a device that is not in test mode.")
+    units: dict[str, int] = {}
+    for row in rows:
+        units[row.quantity_type] = units.get(row.quantity_type, 0) + 1
+    if unit is None:
+        unit = max(units, key=lambda u: (units[u], u))
+    elif unit not in units:
+        message = f"None of your {sample_type} metrics is in {unit[:40]!r}; they are in: {', '.join(sorted(units))}."
+        raise InvalidInput(f"quantity_type: {message}", {"quantity_type": [message]})
+    chosen = [row for row in rows if row.quantity_type == unit]
+    order = source_order(conn, actor.id, sample_type)
+    priority = {row.id: order[row.device_id] for row in chosen if row.device_id in order}
+    return _Scope([row.id for row in chosen], None, sample_type, unit, _is_cumulative(sample_type), priority)
+
+
+def source_order(conn: sa.Connection, user_id: int, sample_type: str) -> dict[int, int]:
+    """device id -> position in the person's order of sources for a type (lower counts first)."""
+    rows = conn.execute(
+        sa.select(_priorities.c.device_id, _priorities.c.position).where(
+            _priorities.c.user_id == user_id, _priorities.c.sample_type == sample_type
+        )
+    )
+    return {device_id: position for device_id, position in rows}
+
+
+def user_time_zone(conn: sa.Connection, actor: Actor) -> str:
+    return conn.execute(sa.select(_users.c.time_zone).where(_users.c.id == actor.id)).scalar() or "UTC"
+
+
+def calculate(actor: Actor, query: CalculationQuery) -> CalculationResult:
+    """Answer a calculation. Raises NotFound (no such metric of the actor's, or none of the
+    type) and InvalidInput (range limits, units)."""
+    zone = zoneinfo.ZoneInfo(query.time_zone)
+    with reads.connection() as conn:
+        if query.metric_id is not None:
+            scope = _scope_of_metric(conn, actor, query.metric_id)
+        else:
+            scope = _scope_of_type(conn, actor, query.sample_type or "", query.quantity_type)
+        bounds, buckets = _compute(conn, scope, query, zone)
+    results = []
+    last_instant = query.finish + timedelta(microseconds=1)
+    for index, rollup in enumerate(buckets):
+        low, high = bounds[index], bounds[index + 1]
+        results.append(
+            CalculationBucket(
+                start=low.astimezone(zone),
+                finish=high.astimezone(zone),
+                value=_value(query.function, rollup),
+                count=rollup.count if rollup is not None else 0,
+                partial=low < query.start or high > last_instant,
+            )
+        )
+    return CalculationResult(
+        metric_id=scope.metric_id,
+        sample_type=scope.sample_type,
+        unit=scope.unit,
+        metric_ids=scope.metric_ids,
+        function=query.function,
+        frequency=query.frequency,
+        time_zone=zone.key,
+        start_gte=query.start,
+        finish_lte=query.finish,
+        results=results,
+    )
+
+
+# --- figures --------------------------------------------------------------------------------------
+
+PERIODS = (
+    "today",
+    "yesterday",
+    "this_week",
+    "last_week",
+    "this_month",
+    "last_month",
+    "this_year",
+    "last_year",
+)
+
+
+def period_bounds(zone: zoneinfo.ZoneInfo, now: datetime) -> dict[str, tuple[datetime, datetime]]:
+    """Each figure's period [start, end) in UTC: local today, yesterday, this and last ISO week,
+    month and year."""
+    today = now.astimezone(zone).date()
+    monday = today - timedelta(days=today.weekday())
+    month = today.replace(day=1)
+    last_month = (month - timedelta(days=1)).replace(day=1)
+    year = today.replace(month=1, day=1)
+    days = {
+        "today": (today, today + timedelta(days=1)),
+        "yesterday": (today - timedelta(days=1), today),
+        "this_week": (monday, monday + timedelta(days=7)),
+        "last_week": (monday - timedelta(days=7), monday),
+        "this_month": (month, _next_day(MONTH, month)),
+        "last_month": (last_month, month),
+        "this_year": (year, _next_day(YEAR, year)),
+        "last_year": (year.replace(year=year.year - 1), year),
+    }
+    return {name: (_local_midnight(a, zone), _local_midnight(b, zone)) for name, (a, b) in days.items()}
+
+
+def _figures(conn: sa.Connection, scope: _Scope, zone: zoneinfo.ZoneInfo, now: datetime) -> MetricFigures:
+    periods = period_bounds(zone, now)
+    low = slot_of(periods["last_year"][0])
+    high = slot_of(periods["this_year"][1])
+    days = _aggregate(conn, scope, DAY, zone, low, high, with_latest=False)
+    figures: dict[str, float | None] = {}
+    for name, (start, end) in periods.items():
+        first, last = slot_of(start), slot_of(end)
+        total = Rollup(0, 0.0, 0.0, 0.0, 0.0, (EPOCH, EPOCH, 0))
+        for day_slot, rollup in days:
+            if first <= day_slot < last:
+                total.count += rollup.count
+                total.total += rollup.total
+        figures[f"avg_{name}"] = _value(SUM if scope.cumulative else AVERAGE, total)
+    return MetricFigures(time_zone=zone.key, **figures)
+
+
+def metric_figures(actor: Actor, metric_id: int, now: datetime | None = None) -> MetricFigures:
+    """A metric's avg_today ... avg_last_year in its owner's time zone. Raises NotFound."""
+    with reads.connection() as conn:
+        scope = _scope_of_metric(conn, actor, metric_id)
+        zone = zoneinfo.ZoneInfo(user_time_zone(conn, actor))
+        return _figures(conn, scope, zone, now or datetime.now(UTC))
+
+
+def metric_detail(actor: Actor, metric_id: int, now: datetime | None = None) -> MetricDetail:
+    """One of the actor's metrics with its figures (GET /api/v1/metric/<id>). Raises NotFound."""
+    metric = metrics.get_metric(actor, metric_id)
+    figures = metric_figures(actor, metric_id, now)
+    return MetricDetail(**msgspec.structs.asdict(metric), **msgspec.structs.asdict(figures))
+
+
+@dataclass(frozen=True)
+class TypeFigures:
+    """A person's figures for one sample type across their live devices (the dashboard's home)."""
+
+    sample_type: str
+    type_name: str
+    unit: str
+    cumulative: bool
+    metric_ids: list[int]
+    figures: MetricFigures
+
+
+def person_figures(actor: Actor, now: datetime | None = None) -> list[TypeFigures]:
+    """The person's figures per sample type over all their metrics on live-mode devices
+    (cumulative types one source per slot, discrete ones pooled), in their time zone."""
+    now = now or datetime.now(UTC)
+    with reads.connection() as conn:
+        types = (
+            conn.execute(
+                sa.select(_metrics.c.sample_type)
+                .select_from(_metrics.join(_devices, _devices.c.id == _metrics.c.device_id))
+                .where(
+                    metrics.visible_to(actor),
+                    _devices.c.is_test_mode.is_(False),
+                    _metrics.c.sample_type != metrics.OTHER,
+                )
+                .distinct()
+            )
+            .scalars()
+            .all()
+        )
+        zone = zoneinfo.ZoneInfo(user_time_zone(conn, actor))
+        found = []
+        for sample_type in sorted(types):
+            scope = _scope_of_type(conn, actor, sample_type, None)
+            qtype = quantitytypes.lookup(sample_type)
+            found.append(
+                TypeFigures(
+                    sample_type=sample_type,
+                    type_name=qtype.name if qtype else sample_type,
+                    unit=scope.unit,
+                    cumulative=scope.cumulative,
+                    metric_ids=scope.metric_ids,
+                    figures=_figures(conn, scope, zone, now),
+                )
+            )
+    return found
