@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install run test test-fast typecheck bench soak lint format
+.PHONY: install run test test-fast typecheck bench soak lint format vendor
 
 # After the pinned requirements, the project itself, editable and without dependencies (the pins
 # are the truth): `bioweb` and `bench` then import from scripts, tests and gunicorn, no sys.path edits.
@@ -44,3 +44,32 @@ lint: install typecheck
 format: install
 	$(VENV)/bin/ruff format bioweb tests bench app.py
 	$(VENV)/bin/ruff check --fix bioweb tests bench app.py
+
+# Browser libraries (uPlot, the dashboard's charts) come from npm at the exact versions of
+# vendor/package.json. The pin lives there, with vendor/package-lock.json, rather than in a
+# variable here: `npm ci` then checks each tarball against the lockfile's sha512 integrity
+# hash, so a re-fetch is verified, and a version bump is one `npm install uplot@X
+# --package-lock-only` in vendor/ (Dependabot and `npm outdated` read the same files).
+# The built files, the licence and a VERSION land in static/vendor/ and are committed:
+# `make run` on a fresh machine needs no Node. Only this target needs Node and npm.
+VENDOR_UPLOT := static/vendor/uplot
+
+vendor:  ## re-fetch the pinned browser libraries (needs node and npm) into static/vendor/
+	@command -v npm >/dev/null || { echo "make vendor needs npm (Node.js 18 or later)"; exit 1; }
+	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	cp vendor/package.json vendor/package-lock.json "$$tmp"/; \
+	(cd "$$tmp" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error); \
+	src="$$tmp/node_modules/uplot"; \
+	version=$$(node -p "require('$$src/package.json').version"); \
+	rm -rf $(VENDOR_UPLOT) && mkdir -p $(VENDOR_UPLOT); \
+	cp "$$src/dist/uPlot.iife.min.js" "$$src/dist/uPlot.min.css" "$$src/LICENSE" $(VENDOR_UPLOT)/; \
+	echo "$$version" > $(VENDOR_UPLOT)/VERSION; \
+	printf '%s\n' \
+	  "uPlot $$version (MIT licence, see LICENSE), by Leon Sorokin: https://github.com/leeoniya/uPlot" \
+	  "From the npm package uplot@$$version (https://www.npmjs.com/package/uplot), its dist/ files" \
+	  "unchanged: uPlot.iife.min.js, uPlot.min.css." \
+	  "" \
+	  "Do not edit these files: the version is pinned in vendor/package.json and" \
+	  "vendor/package-lock.json (with its integrity hash); run make vendor to fetch it again." \
+	  > $(VENDOR_UPLOT)/NOTICE; \
+	echo "uPlot $$version -> $(VENDOR_UPLOT)"
