@@ -118,9 +118,10 @@ def register_blueprints(app: Flask) -> None:
 
 
 def register_cli(app: Flask) -> None:
-    from .cli import MigrationCommands, maintenance, tokens_cli, users_cli
+    from .cli import MigrationCommands, maintenance, samples_cli, tokens_cli, users_cli
 
     app.cli.add_command(users_cli)
     app.cli.add_command(tokens_cli)
+    app.cli.add_command(samples_cli)
     app.cli.add_command(maintenance)
     app.cli.add_command(MigrationCommands(app, MIGRATIONS))

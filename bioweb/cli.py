@@ -1,4 +1,4 @@
-"""Operator commands: flask --app app users ..., flask --app app tokens ..."""
+"""Operator commands: flask --app app users ..., tokens ..., samples ..., maintenance."""
 
 from __future__ import annotations
 
@@ -12,10 +12,12 @@ from flask.cli import AppGroup, with_appcontext
 
 from .errors import AppError
 from .extensions import db
-from .services import accounts, metrics, tokens
+from .services import accounts, metrics, simulator, tokens
+from .services.events import OPERATOR
 
 users_cli = AppGroup("users", help="Manage user accounts.")
 tokens_cli = AppGroup("tokens", help="Manage personal access tokens and stored device tokens.")
+samples_cli = AppGroup("samples", help="Quantity samples: generated data for test-mode devices.")
 
 
 class MigrationCommands(click.Group):
@@ -167,3 +169,27 @@ def maintenance(budget_seconds: float) -> None:
     finished, pending = metrics.purge_deleted_metrics(budget_seconds)
     removed = tokens.purge()
     click.echo(f"Deleted metrics finished: {finished}; still pending: {pending}. Purged {removed} tokens.")
+
+
+@samples_cli.command("simulate")
+@click.option("--metric-id", type=click.IntRange(1), required=True, help="The metric to fill.")
+@click.option(
+    "--days",
+    type=click.IntRange(1, simulator.MAX_DAYS),
+    default=7,
+    show_default=True,
+    help="Days back from now.",
+)
+def simulate_samples(metric_id: int, days: int) -> None:
+    """Fill a test-mode device's metric with generated samples over the last DAYS days, as the
+    metric's owner (a second run stores nothing twice)."""
+    try:
+        owner = simulator.owner_of(metric_id)
+        result = simulator.simulate(owner, metric_id, days, origin=OPERATOR)
+    except AppError as error:
+        _fail(error.description)
+    click.echo(
+        f"Metric {result.metric_id}: stored {result.accepted} generated samples "
+        f"({result.duplicates} already there) from {result.start:%Y-%m-%d %H:%M} "
+        f"to {result.finish:%Y-%m-%d %H:%M} UTC."
+    )

@@ -31,6 +31,7 @@ from wtforms.validators import (
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from . import devicecodes
+from .errors import InvalidInput
 from .models import MAX_ID
 from .services import accounts as _accounts
 from .services.devices import SORT_FIELDS
@@ -216,6 +217,51 @@ class ListMetricsForm(PageForm):
         "device_id",
         validators=[Optional(), IdRange(1, message=f"must be a device id, from 1 to {MAX_ID}.")],
         description="Only this device's metrics.",
+    )
+
+
+class TimeZoneForm(FlaskForm):
+    """The person's time zone: PATCH /api/v1/account and the dashboard's account page."""
+
+    time_zone = StringField(
+        "Time zone",
+        filters=[_strip],
+        validators=[
+            DataRequired(message="Choose a time zone."),
+            Length(max=64, message="Must be at most 64 characters."),
+        ],
+        description="An IANA time zone name, such as Europe/Berlin (matched without regard to case).",
+    )
+
+    def validate_time_zone(self, field: StringField) -> None:
+        if field.errors:
+            return
+        try:
+            field.data = _accounts.valid_time_zone(field.data)
+        except InvalidInput as error:
+            raise ValidationError((error.fields or {}).get("time_zone", [error.description])[0]) from None
+
+
+SIMULATION_DAYS = 7
+
+
+class SimulatorForm(FlaskForm):
+    """POST /api/v1/metric-operations/simulators: fill a test-mode device's metric with generated samples."""
+
+    metric_id = IntegerField(
+        "metric_id",
+        validators=[
+            Present(message="is required: the id of one of your metrics."),
+            IdRange(1, message=f"must be a metric id, from 1 to {MAX_ID}."),
+        ],
+    )
+    days = IntegerField(
+        "days",
+        default=SIMULATION_DAYS,
+        # null means omitted, as for every optional field of a JSON body
+        filters=[lambda value: SIMULATION_DAYS if value is None else value],
+        validators=[NumberRange(min=1, max=366, message="must be from 1 to 366.")],
+        description="How many days back from now to fill.",
     )
 
 

@@ -466,6 +466,45 @@ def test_real_responses_match_the_document(app, spec):
         client.post("/api/v1/metrics", json=disabled_metric, headers=auth), "/api/v1/metrics", "post"
     )  # 409
 
+    # The account, and generated samples for a test-mode device's metric.
+    check(client.get("/api/v1/account", headers=bearer(read_only)), "/api/v1/account", "get")
+    check(client.get("/api/v1/account"), "/api/v1/account", "get")  # 401
+    check(
+        client.patch("/api/v1/account", json={"time_zone": "europe/berlin"}, headers=auth),
+        "/api/v1/account",
+        "patch",
+    )
+    check(
+        client.patch("/api/v1/account", json={"time_zone": "Berlin"}, headers=auth),
+        "/api/v1/account",
+        "patch",
+    )  # 400
+    check(client.patch("/api/v1/account", data="x", headers=auth), "/api/v1/account", "patch")  # 415
+    check(
+        client.patch("/api/v1/account", json={"time_zone": "UTC"}, headers=bearer(read_only)),
+        "/api/v1/account",
+        "patch",
+    )  # 403
+    simulators = "/api/v1/metric-operations/simulators"
+    test_device, _ = make_device(user, "Watch6,1", is_test_mode=True)
+    live_device, _ = make_device(user, "Watch6,1")
+    ids = [
+        check(
+            client.post(
+                "/api/v1/metrics",
+                json={"device_id": d.id, "sample_type": "bodyMass", "quantity_type": "kg"},
+                headers=auth,
+            ),
+            "/api/v1/metrics",
+            "post",
+        )["id"]
+        for d in (test_device, live_device)
+    ]
+    check(client.post(simulators, json={"metric_id": ids[0], "days": 3}, headers=auth), simulators, "post")
+    check(client.post(simulators, json={"metric_id": ids[1]}, headers=auth), simulators, "post")  # 409
+    check(client.post(simulators, json={"metric_id": 424242}, headers=auth), simulators, "post")  # 404
+    check(client.post(simulators, json={"metric_id": ids[0], "days": 0}, headers=auth), simulators, "post")
+
     statuses = {status for _, _, status in check.seen}
     assert {"200", "201", "204", "400", "401", "403", "404", "405", "409", "413", "415"} <= statuses
     operations = {(t, m) for t, m, _ in check.seen}

@@ -25,8 +25,17 @@ from flask.blueprints import BlueprintSetupState
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 
-from ..forms import DeviceForm, DeviceRefForm, ListDevicesForm, ListMetricsForm, MetricForm, PageForm
-from ..readmodels import API_MODELS, Id
+from ..forms import (
+    DeviceForm,
+    DeviceRefForm,
+    ListDevicesForm,
+    ListMetricsForm,
+    MetricForm,
+    PageForm,
+    SimulatorForm,
+    TimeZoneForm,
+)
+from ..readmodels import API_MODELS, AccountView, Id, SimulationResult
 from ..services.samples import SampleBatch, SampleIn
 from .core import bp, form_schema
 
@@ -104,12 +113,16 @@ DEVICE_ID_PATH = {
 EXAMPLES: dict[str, dict[str, list[Any]]] = {
     "DeviceCreate": {"manufacturer": ["Apple"], "device_code": ["iPhone1,1", "Watch1,1"]},
     "DeviceRef": {"device_id": [1]},
+    "AccountUpdate": {"time_zone": ["Europe/Berlin", "America/New_York"]},
+    "SimulatorRequest": {"metric_id": [1], "days": [7, 30]},
 }
 # Request bodies: the form that validates each (api.bind_json).
 REQUEST_FORMS: dict[str, type[FlaskForm]] = {
     "DeviceCreate": DeviceForm,
     "DeviceRef": DeviceRefForm,
     "MetricCreate": MetricForm,
+    "AccountUpdate": TimeZoneForm,
+    "SimulatorRequest": SimulatorForm,
 }
 
 
@@ -124,7 +137,7 @@ def _request_schema(name: str) -> dict[str, Any]:
 def derived_schemas() -> dict[str, Any]:
     """The components derived from code: the read models' and the request forms' schemas."""
     _, components = msgspec.json.schema_components(
-        (*API_MODELS, SampleIn, SampleBatch), ref_template=REF_TEMPLATE
+        (*API_MODELS, AccountView, SimulationResult, SampleIn, SampleBatch), ref_template=REF_TEMPLATE
     )
     return {**components, **{name: _request_schema(name) for name in REQUEST_FORMS}}
 
@@ -516,6 +529,58 @@ def samples_paths() -> dict[str, Any]:
     }
 
 
+def account_paths() -> dict[str, Any]:
+    """The person's own record, and generated samples for test-mode devices."""
+    return {
+        "/api/v1/account": {
+            "get": {
+                "operationId": "get_account",
+                "tags": ["account"],
+                "summary": "The person your token acts for, with their time zone",
+                "description": "Any token of the person (a PAT of any scope). A device's token: 403.",
+                "security": BEARER,
+                "responses": {"200": _json(_ref("AccountView"), "The account."), **BEARER_ERRORS},
+            },
+            "patch": {
+                "operationId": "update_account",
+                "tags": ["account"],
+                "summary": "Set your time zone",
+                "description": "PAT with devices:write. time_zone: an IANA name (matched without regard "
+                "to case, stored as IANA spells it); the days, weeks, months and years of figures and "
+                "calculations follow it. A name that is none: 400 with the closest ones.",
+                "security": BEARER,
+                "requestBody": {"required": True, "content": {JSON: {"schema": _ref("AccountUpdate")}}},
+                "responses": {
+                    "200": _json(_ref("AccountView"), "The account."),
+                    **BODY_ERRORS,
+                    **BEARER_ERRORS,
+                },
+            },
+        },
+        "/api/v1/metric-operations/simulators": {
+            "post": {
+                "operationId": "simulate_samples",
+                "tags": ["samples"],
+                "summary": "Fill a test-mode device's metric with generated samples",
+                "description": SAMPLES_SCOPE.format("write")
+                + " Plausible data for the metric's type (heart rate with a day/night rhythm every 5"
+                " minutes, steps in walks, body mass drifting, ...) over the last `days` days, in the"
+                " owner's time zone. Deterministic, with client_sample_ids sim-<metric>-<epoch ms>:"
+                " a second run stores nothing twice. Only for test-mode devices.",
+                "security": BEARER,
+                "requestBody": {"required": True, "content": {JSON: {"schema": _ref("SimulatorRequest")}}},
+                "responses": {
+                    "201": _json(_ref("SimulationResult"), "What was generated and stored."),
+                    "404": {"$ref": "#/components/responses/NotFound"},
+                    "409": _api_error("The metric's device is live (not test mode) or disabled."),
+                    **BODY_ERRORS,
+                    **BEARER_ERRORS,
+                },
+            },
+        },
+    }
+
+
 def document(base_url: str) -> dict[str, Any]:
     """The OpenAPI 3.1 document, with `base_url` as its server."""
     credentials_response = _json(_ref("Credentials"), "The device's client credentials (shown once).")
@@ -535,6 +600,7 @@ def document(base_url: str) -> dict[str, Any]:
         "tags": [
             {"name": "devices", "description": "The published device endpoints (bearer token)."},
             {"name": "samples", "description": "Metrics and their quantity samples (bearer token)."},
+            {"name": "account", "description": "The person a token acts for (bearer token)."},
             {"name": "oauth", "description": "OAuth 2.0 for devices: RFC 6749, 7009, 7662, 8414."},
             {"name": "service", "description": "Health and this document."},
         ],
@@ -603,6 +669,7 @@ def document(base_url: str) -> dict[str, Any]:
                 },
             },
             **samples_paths(),
+            **account_paths(),
             "/api/v1/openapi.json": {
                 "get": {
                     "operationId": "openapi_document",

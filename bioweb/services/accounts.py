@@ -1,6 +1,10 @@
-"""Tenants and user accounts."""
+"""Tenants and user accounts: sign-up, log-in, password, and the person's time zone."""
 
 from __future__ import annotations
+
+import difflib
+import functools
+import zoneinfo
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -8,7 +12,9 @@ from sqlalchemy.exc import IntegrityError
 from ..errors import Conflict, InvalidInput
 from ..extensions import db
 from ..models import Tenant, User
+from ..readmodels import AccountView
 from ..security import check_password, hash_password
+from . import Actor
 
 DEFAULT_TENANT = "default"
 MIN_PASSWORD_LENGTH = 12
@@ -106,3 +112,77 @@ def change_password(user: User, current_password: str, new_password: str) -> Non
     user.password_hash = hash_password(new_password)
     user.session_version += 1
     db.session.commit()
+
+
+# --- the account and its time zone --------------------------------------------------------------
+
+# Names zoneinfo lists that are no place's zone: "localtime" is the host's own setting (a
+# different zone on every server), "Factory" tzdata's "-00" placeholder.
+_NOT_ZONES = frozenset({"localtime", "Factory", "posixrules"})
+
+
+@functools.cache
+def time_zones() -> tuple[str, ...]:
+    """Every IANA time zone name this system knows, sorted (read from tzdata once)."""
+    return tuple(sorted(zoneinfo.available_timezones() - _NOT_ZONES))
+
+
+@functools.cache
+def _folded_zones() -> dict[str, str]:
+    """Case-folded name -> IANA spelling ("europe/berlin" -> "Europe/Berlin")."""
+    folded: dict[str, str] = {}
+    for name in time_zones():
+        folded.setdefault(name.casefold(), name)
+    return folded
+
+
+def valid_time_zone(name: str, field: str = "time_zone") -> str:
+    """The IANA spelling of the time zone `name` (matched exactly, else without regard to case:
+    "europe/berlin" is Europe/Berlin). Raises InvalidInput naming `field`, with the closest
+    names, when there is no such zone."""
+    text = name.strip()
+    zones = _folded_zones()
+    canonical = zones.get(text.casefold())
+    if canonical is not None:
+        return canonical
+    folded = text.casefold()
+    close = [zones[m] for m in difflib.get_close_matches(folded, list(zones), n=3, cutoff=0.6)]
+    # "Berlin" or "new york": the city part of a zone name.
+    city = folded.replace(" ", "_")
+    close += [
+        zone for zone in time_zones() if zone.casefold().rpartition("/")[2] == city and zone not in close
+    ]
+    hint = f" Did you mean {', '.join(close[:3])}?" if close else ""
+    message = f"{text[:100]!r} is not an IANA time zone name (such as Europe/Berlin or UTC).{hint}"
+    raise InvalidInput(f"{field}: {message}", {field: [message]})
+
+
+def _user(actor: Actor) -> User:
+    user = actor if isinstance(actor, User) else db.session.get(User, actor.id)
+    if user is None:  # a token outliving its user: not reachable while users are never deleted
+        raise LookupError(f"no user {actor.id}")
+    return user
+
+
+def account_view(actor: Actor) -> AccountView:
+    """The acting person's account: who they are and their time zone. Reads only."""
+    user = _user(actor)
+    return AccountView(
+        id=user.id,
+        email=user.email,
+        first_name=user.first_name,
+        last_name=user.last_name,
+        tenant_id=user.tenant_id,
+        time_zone=user.time_zone,
+        created_time=user.created_time,
+    )
+
+
+def set_time_zone(user: Actor, name: str) -> str:
+    """Set the person's time zone (their day, week, month and year in figures and
+    calculations); returns its IANA spelling. Raises InvalidInput. Commits."""
+    zone = valid_time_zone(name)
+    row = _user(user)
+    row.time_zone = zone
+    db.session.commit()
+    return zone
