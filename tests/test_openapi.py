@@ -434,6 +434,32 @@ def test_real_responses_match_the_document(app, spec):
         check(client.get(f"{template}?metric_id={metric_id}&cursor=x", headers=auth), template, "get")  # 400
         check(client.get(f"{template}?metric_id=424242", headers=auth), template, "get")  # 404
         check(client.get(f"{template}?metric_id={metric_id}"), template, "get")  # 401
+    calculations = "/api/v1/quantity-sample-calculations"
+    span = "start_gte=2022-01-12T00:00:00Z&finish_lte=2022-01-13T12:00:00Z"
+    found = check(
+        client.get(f"{calculations}?metric_id={metric_id}&function=1&frequency=day&{span}", headers=auth),
+        calculations,
+        "get",
+    )
+    assert [bucket["count"] for bucket in found["results"]] == [3, 0]
+    check(
+        client.get(
+            f"{calculations}?sample_type=heartRate&function=latest&frequency=5&{span}&time_zone=Asia/Kathmandu",
+            headers=device_auth,
+        ),
+        calculations,
+        "get",
+    )
+    check(
+        client.get(f"{calculations}?metric_id={metric_id}&function=9&{span}", headers=auth),
+        calculations,
+        "get",
+    )
+    check(
+        client.get(f"{calculations}?metric_id=424242&function=1&frequency=1&{span}", headers=auth),
+        calculations,
+        "get",
+    )  # 404
     for template, sample_uuid in zip(
         ("/api/v1/quantity-sample/{sample_uuid}", "/api/v1/quantity-samples/{sample_uuid}"),
         uuids,

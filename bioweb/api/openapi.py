@@ -36,6 +36,7 @@ from ..forms import (
     TimeZoneForm,
 )
 from ..readmodels import API_MODELS, AccountView, Id, SimulationResult
+from ..services import calculations
 from ..services.samples import SampleBatch, SampleIn
 from .core import bp, form_schema
 
@@ -390,11 +391,13 @@ def _metric_by_id(alias: bool) -> dict[str, Any]:
         "get": {
             "operationId": "get_metric_alias" if alias else "get_metric",
             "tags": ["samples"],
-            "summary": "Retrieve a metric, with its latest sample" + suffix,
-            "description": SAMPLES_SCOPE.format("read"),
+            "summary": "Retrieve a metric, with its latest sample and figures" + suffix,
+            "description": SAMPLES_SCOPE.format("read")
+            + " avg_today ... avg_last_year follow the owner's time zone (GET /api/v1/account): sums"
+            " for a cumulative type (steps), averages for a discrete one (heart rate).",
             "security": BEARER,
             "responses": {
-                "200": _json(_ref("MetricView"), "The metric."),
+                "200": _json(_ref("MetricDetail"), "The metric."),
                 "404": {"$ref": "#/components/responses/NotFound"},
                 **BEARER_ERRORS,
             },
@@ -526,7 +529,87 @@ def samples_paths() -> dict[str, Any]:
         "/api/v1/samples": _samples_collection(alias=True),
         "/api/v1/quantity-sample/{sample_uuid}": _sample_by_uuid(alias=False),
         "/api/v1/quantity-samples/{sample_uuid}": _sample_by_uuid(alias=True),
+        "/api/v1/quantity-sample-calculations": {
+            "get": {
+                "operationId": "calculate",
+                "tags": ["samples"],
+                "summary": "A function of samples per local hour, day, week, month or year",
+                "description": SAMPLES_SCOPE.format("read")
+                + " Every local bucket overlapping [start_gte, finish_lte] is answered whole (partial:"
+                " true when the range cuts it; only its samples in the range count), empty ones with"
+                " value null and count 0; is_null samples never count. latest: the value of the sample"
+                " with the greatest start_date (ties: the latest received_time). With sample_type"
+                " instead of metric_id: all your metrics of that type on devices not in test mode; a"
+                " cumulative type counts one device per 15 minutes (your order of data sources, else"
+                " the device with most samples there), a discrete one pools them."
+                f" At most {calculations.MAX_BUCKETS:,} buckets.",
+                "security": BEARER,
+                "parameters": CALCULATION_QUERY,
+                "responses": {
+                    "200": _json(_ref("CalculationResult"), "The buckets."),
+                    "400": {"$ref": "#/components/responses/BadRequest"},
+                    "404": {"$ref": "#/components/responses/NotFound"},
+                    **BEARER_ERRORS,
+                },
+            }
+        },
     }
+
+
+def _choice_schema(choices: dict[int, str]) -> dict[str, Any]:
+    return {"oneOf": [{"type": "integer", "enum": list(choices)}, {"type": "string", "enum": list(choices.values())}]}
+
+
+TIME_PARAMETER = {"type": "string", "examples": ["2024-05-01T00:00:00+02:00", "1714514400000"]}
+CALCULATION_QUERY: list[dict[str, Any]] = [
+    {"name": "metric_id", "in": "query", "description": "One of your metrics (or give sample_type).", "schema": ID},
+    {
+        "name": "sample_type",
+        "in": "query",
+        "description": "A HealthKit quantity type: all your metrics of it, across devices (or give metric_id).",
+        "schema": {"type": "string", "examples": ["stepCount", "heartRate"]},
+    },
+    {
+        "name": "quantity_type",
+        "in": "query",
+        "description": "With sample_type: the unit of the metrics to count (default: the one most use).",
+        "schema": {"type": "string"},
+    },
+    {
+        "name": "function",
+        "in": "query",
+        "required": True,
+        "description": "1 average, 2 sum, 3 minimum, 4 maximum, 5 count, 6 latest (or the name).",
+        "schema": _choice_schema(calculations.FUNCTIONS),
+    },
+    {
+        "name": "frequency",
+        "in": "query",
+        "required": True,
+        "description": "1 day, 2 week (ISO, Monday first), 3 month, 4 year, 5 hour (or the name).",
+        "schema": _choice_schema(calculations.FREQUENCIES),
+    },
+    {
+        "name": "start_gte",
+        "in": "query",
+        "required": True,
+        "description": "Samples whose start_date is at or after: RFC 3339 with an offset, or epoch ms.",
+        "schema": TIME_PARAMETER,
+    },
+    {
+        "name": "finish_lte",
+        "in": "query",
+        "required": True,
+        "description": "... and at or before (inclusive).",
+        "schema": TIME_PARAMETER,
+    },
+    {
+        "name": "time_zone",
+        "in": "query",
+        "description": "An IANA time zone for the buckets; default yours (GET /api/v1/account).",
+        "schema": {"type": "string", "examples": ["Europe/Berlin", "Asia/Kathmandu"]},
+    },
+]
 
 
 def account_paths() -> dict[str, Any]:

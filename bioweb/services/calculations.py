@@ -7,12 +7,12 @@ Calculations) for one metric, or for all of a person's metrics of one sample typ
   daylight-saving changes (a local day of 23 or 25 hours). Every bucket overlapping the range
   [start_gte, finish_lte] is answered whole, `partial` when the range cuts it, empty ones with
   value null and count 0.
-- The work is done over the rollups (services/rollups.py: one row per metric and 15 minutes
-  of UTC), never the raw samples, but for the at most two slots the range cuts. Each offset of
-  a zone is a multiple of 15 minutes, so the zone's offset is constant within a slot, and a
-  slot's local day (or hour) is arithmetic: floor((slot + offset in slots) / 96). The database
-  groups the slots by local day (hour) with the offsets of the range as one CASE over the
-  zone's transitions; Python folds the days into weeks, months or years.
+- The work is done over the rollups (services/rollups.py: per metric and hour, and per metric
+  and 15 minutes, of UTC), never the raw samples, but for the at most two slots the range cuts.
+  Every zone's offset is a multiple of 15 minutes, so each local bucket is a run of whole slots:
+  its whole UTC hours are read from the hour level, the rest (zones at :30 or :45) from the slot
+  level. The database sums each bucket's range through the primary key (one index range per
+  bucket, the ranges sent as one array), whatever the zone's daylight-saving changes.
 - Across devices (`sample_type`): a cumulative type takes, in each slot, one source — the
   person's priority order of devices for the type, else the device with the most samples in
   the slot — so a walk recorded by a phone and a watch counts once; a discrete type pools
@@ -22,7 +22,7 @@ Calculations) for one metric, or for all of a person's metrics of one sample typ
 from __future__ import annotations
 
 import bisect
-import difflib
+import json
 import zoneinfo
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -31,13 +31,24 @@ from typing import Any
 
 import msgspec
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from .. import quantitytypes, reads
 from ..errors import InvalidInput, NotFound
-from ..models import MAX_ID, SLOT_SECONDS, Device, Metric, Sample, SampleRollup, SourcePriority, User
+from ..models import (
+    MAX_ID,
+    SLOT_SECONDS,
+    Device,
+    HourRollup,
+    Metric,
+    Sample,
+    SampleRollup,
+    SourcePriority,
+    User,
+)
 from ..readmodels import CalculationBucket, CalculationResult, MetricDetail, MetricFigures
-from . import Actor, metrics
-from .rollups import EPOCH, Rollup, slot_of, slot_start, summarise
+from . import Actor, accounts, metrics
+from .rollups import EPOCH, SLOTS_PER_HOUR, Rollup, slot_of, slot_start, summarise
 
 FUNCTIONS = {1: "average", 2: "sum", 3: "minimum", 4: "maximum", 5: "count", 6: "latest"}
 FREQUENCIES = {1: "day", 2: "week", 3: "month", 4: "year", 5: "hour"}
@@ -55,14 +66,8 @@ PARAMETERS = (
     "time_zone",
 )
 
-SLOTS_PER_HOUR = 3600 // SLOT_SECONDS
-SLOTS_PER_DAY = 86400 // SLOT_SECONDS
-# Added to every slot number before the integer division that finds its local day or hour, so
-# the dividend is never negative (SQL's division truncates towards zero; slots of year 1 are
-# about -69 million).
-_POSITIVE = 10**8
-
-_rollups, _samples, _metrics = SampleRollup.__table__, Sample.__table__, Metric.__table__
+_rollups, _hour_rollups = SampleRollup.__table__, HourRollup.__table__
+_samples, _metrics = Sample.__table__, Metric.__table__
 _devices, _priorities, _users = Device.__table__, SourcePriority.__table__, User.__table__
 
 
@@ -84,32 +89,9 @@ class CalculationQuery:
 
 
 def zone_named(name: str, field: str = "time_zone") -> zoneinfo.ZoneInfo:
-    """The IANA zone `name`; InvalidInput naming `field` (with close names) when there is none."""
-    zones = _zone_names()
-    canonical = name if name in zones else zones_folded().get(name.casefold())
-    if canonical is None:
-        close = difflib.get_close_matches(name, sorted(zones), n=3)
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
-        message = f"{name[:100]!r} is not an IANA time zone (such as Europe/Berlin or UTC).{hint}"
-        raise InvalidInput(f"{field}: {message}", {field: [message]})
-    return zoneinfo.ZoneInfo(canonical)
-
-
-_ZONES: set[str] = set()
-_FOLDED: dict[str, str] = {}
-
-
-def _zone_names() -> set[str]:
-    if not _ZONES:
-        _ZONES.update(zoneinfo.available_timezones())
-    return _ZONES
-
-
-def zones_folded() -> dict[str, str]:
-    """casefolded name -> IANA name."""
-    if not _FOLDED:
-        _FOLDED.update({name.casefold(): name for name in _zone_names()})
-    return _FOLDED
+    """The IANA zone `name` (accounts.valid_time_zone: case-insensitive, with close names when
+    there is none). Raises InvalidInput naming `field`."""
+    return zoneinfo.ZoneInfo(accounts.valid_time_zone(name, field))
 
 
 def _choice(name: str, value: str, choices: Mapping[int, str]) -> int:
@@ -274,51 +256,33 @@ def _offset_seconds(zone: zoneinfo.ZoneInfo, moment: datetime) -> int:
     return int(offset.total_seconds()) if offset is not None else 0
 
 
-def _offset_slots(zone: zoneinfo.ZoneInfo, moment: datetime) -> int:
-    seconds = _offset_seconds(zone, moment)
-    if seconds % SLOT_SECONDS:
-        raise _unaligned(zone, moment, seconds)
-    return seconds // SLOT_SECONDS
-
-
-def _unaligned(zone: zoneinfo.ZoneInfo, moment: datetime, seconds: int) -> InvalidInput:
-    sign = "-" if seconds < 0 else "+"
-    hours, rest = divmod(abs(seconds), 3600)
-    message = (
-        f"{zone.key} was at UTC{sign}{hours:02d}:{rest // 60:02d}:{rest % 60:02d} on "
-        f"{moment.astimezone(zone).date()}, not a multiple of 15 minutes; calculations cover "
-        "times from when the zone's offsets are (for every zone, since 1972)."
-    )
-    return InvalidInput(f"time_zone: {message}", {"time_zone": [message]})
-
-
-def offset_segments(zone: zoneinfo.ZoneInfo, first_slot: int, last_slot: int) -> list[tuple[int, int]]:
-    """[(from_slot, offset in slots)] covering slots first..last: the zone's offset is constant
-    from each from_slot to the next. Found by reading the offset once a day and bisecting the
-    days where it changed (to the slot: offsets change only on slot boundaries)."""
-
-    def offset(slot: int) -> int:
-        return _offset_slots(zone, slot_start(slot))
-
-    segments = [(first_slot, offset(first_slot))]
-    step = SLOTS_PER_DAY // 2  # zones change offset at most once in half a day
-    here = first_slot
-    while here < last_slot:
-        there = min(here + step, last_slot)
-        if offset(there) != segments[-1][1]:
-            low, high = here, there  # offset(low) is the segment's, offset(high) is not
-            while high - low > 1:
-                middle = (low + high) // 2
-                if offset(middle) == segments[-1][1]:
-                    low = middle
-                else:
-                    high = middle
-            segments.append((high, offset(high)))
-        here = there
-    return segments
+def bound_slots(bounds: list[datetime], zone: zoneinfo.ZoneInfo) -> list[int]:
+    """The bucket bounds as slot numbers. Raises InvalidInput where a bound is not on a slot
+    boundary: the zone's offset then was not a multiple of 15 minutes (local mean time, before
+    1972 in some zones)."""
+    slots = []
+    for bound in bounds:
+        seconds, rest = divmod(bound - EPOCH, timedelta(seconds=SLOT_SECONDS))
+        if rest:
+            offset = _offset_seconds(zone, bound)
+            sign = "-" if offset < 0 else "+"
+            hours, minutes = divmod(abs(offset), 3600)
+            message = (
+                f"{zone.key} was at UTC{sign}{hours:02d}:{minutes // 60:02d}:{minutes % 60:02d} on "
+                f"{bound.astimezone(zone).date()}, not a multiple of 15 minutes; calculations cover "
+                "the times when a zone's offsets are (for every zone, since 1972)."
+            )
+            raise InvalidInput(f"time_zone: {message}", {"time_zone": [message]})
+        slots.append(seconds)
+    return slots
 
 
 # --- reading the rollups --------------------------------------------------------------------------
+#
+# A calculation is a list of ranges (bucket index, first, end) over one rollup level; the database
+# sums each range through the primary key, (metric_id, slot or hour): one index range per bucket,
+# however the zone's offsets run. A bucket's whole UTC hours are read from the hour level, the
+# slots before its first and after its last whole hour (zones at :30 or :45) from the slot level.
 
 
 @dataclass(frozen=True)
@@ -332,67 +296,170 @@ class _Scope:
     cumulative: bool
     priority: dict[int, int]  # metric id -> position of its device in the person's order
 
-
-def _group_key(
-    slot: sa.ColumnElement[int], frequency: int, segments: list[tuple[int, int]]
-) -> sa.ColumnElement[int]:
-    """SQL: the local day (hour) number of `slot`, shifted positive."""
-    if frequency == HOUR:
-        # Hours: the sub-hour part of the offset only, so the hour repeated when clocks go back
-        # is two hours, not one.
-        offsets = [(s, o % SLOTS_PER_HOUR) for s, o in segments]
-        size = SLOTS_PER_HOUR
-    else:
-        offsets, size = segments, SLOTS_PER_DAY
-    if len({o for _, o in offsets}) == 1:
-        shift: sa.ColumnElement[int] = sa.literal(offsets[0][1] + _POSITIVE * size, sa.BigInteger)
-    else:
-        shift = sa.case(
-            *[
-                (slot < start, sa.literal(o + _POSITIVE * size, sa.BigInteger))
-                for (start, _), (_, o) in zip(offsets[1:], offsets, strict=False)
-            ],
-            else_=sa.literal(offsets[-1][1] + _POSITIVE * size, sa.BigInteger),
-        )
-    return sa.cast((slot + shift) // size, sa.BigInteger)
+    @property
+    def choosing(self) -> bool:
+        """Several metrics of a cumulative type: each slot counts one of them (slot level only)."""
+        return self.cumulative and len(self.metric_ids) > 1
 
 
-def _ranked(scope: _Scope, low: int, high: int) -> sa.Subquery:
-    """The rollup rows of the scope in slots [low, high); for several metrics of a cumulative
-    type only each slot's chosen source (rank 1)."""
-    columns = (
-        _rollups.c.metric_id,
-        _rollups.c.slot,
-        _rollups.c.sample_count,
-        _rollups.c.total,
-        _rollups.c.minimum,
-        _rollups.c.maximum,
-    )
-    where = (
-        _rollups.c.metric_id == scope.metric_ids[0]
-        if len(scope.metric_ids) == 1
-        else _rollups.c.metric_id.in_(scope.metric_ids)
-    )
-    query = sa.select(*columns).where(where, _rollups.c.slot >= low, _rollups.c.slot < high)
-    if len(scope.metric_ids) == 1 or not scope.cumulative:
-        return query.subquery()
+Ranges = list[tuple[int, int, int]]  # (bucket index, first, end) of slots or hours
+
+
+def _ranges(scope: _Scope, starts: list[tuple[int, int, int]]) -> tuple[Ranges, Ranges]:
+    """(hour ranges, slot ranges) covering the slot ranges (index, first, end)."""
+    hours: Ranges = []
+    slots: Ranges = []
+    for index, first, end in starts:
+        if first >= end:
+            continue
+        hour_first = -(-first // SLOTS_PER_HOUR)
+        hour_end = end // SLOTS_PER_HOUR
+        if scope.choosing or hour_first >= hour_end:
+            slots.append((index, first, end))
+            continue
+        hours.append((index, hour_first, hour_end))
+        if first < hour_first * SLOTS_PER_HOUR:
+            slots.append((index, first, hour_first * SLOTS_PER_HOUR))
+        if hour_end * SLOTS_PER_HOUR < end:
+            slots.append((index, hour_end * SLOTS_PER_HOUR, end))
+    return hours, slots
+
+
+def _range_table(dialect: str) -> tuple[Any, Any, Any, Any]:
+    """The ranges as a table (bucket, first, end), one bound parameter whatever their number:
+    unnest of three arrays on PostgreSQL, json_each of one JSON array on SQLite."""
+    if dialect == "postgresql":
+        columns = [sa.bindparam(f"range_{n}", type_=ARRAY(sa.BigInteger)) for n in range(3)]
+        table = sa.func.unnest(*columns).table_valued("bucket", "first", "end").render_derived(name="ranges")
+        return table, table.c.bucket, table.c.first, table.c.end
+    table = sa.func.json_each(sa.bindparam("ranges", type_=sa.String)).table_valued("value").alias("ranges")
+    bucket, first, end = (sa.func.json_extract(table.c.value, f"$[{n}]") for n in range(3))
+    return table, bucket, first, end
+
+
+def _range_parameters(dialect: str, ranges: Ranges) -> dict[str, Any]:
+    if dialect == "postgresql":
+        return {f"range_{n}": [r[n] for r in ranges] for n in range(3)}
+    return {"ranges": json.dumps(ranges)}
+
+
+def _metric_match(column: Any, scope: _Scope) -> Any:
+    """The scope's metrics, as bound parameters (metric_id, or the expanding metric_ids)."""
+    if len(scope.metric_ids) == 1:
+        return column == sa.bindparam("metric_id")
+    return column.in_(sa.bindparam("metric_ids", expanding=True))
+
+
+def _source(scope: _Scope, level: sa.Table) -> tuple[Any, Any]:
+    """(rows, their unit column): the level's rollup rows; for several metrics of a cumulative
+    type, each slot's chosen source only (the person's order, else the most samples), between
+    the bound parameters low and high."""
+    if not scope.choosing:
+        return level, level.c[_UNIT[level.name]]
     position = (
-        sa.case(
-            *[(_rollups.c.metric_id == m, p) for m, p in scope.priority.items()], else_=sa.literal(MAX_ID)
-        )
+        sa.case(*[(level.c.metric_id == m, p) for m, p in scope.priority.items()], else_=sa.literal(MAX_ID))
         if scope.priority
         else sa.literal(MAX_ID)
     )
     rank = sa.func.row_number().over(
-        partition_by=_rollups.c.slot,
-        order_by=(position, _rollups.c.sample_count.desc(), _rollups.c.metric_id),
+        partition_by=level.c.slot, order_by=(position, level.c.sample_count.desc(), level.c.metric_id)
     )
-    ranked = query.add_columns(rank.label("rank")).subquery()
-    return sa.select(*(ranked.c[c.name] for c in columns)).where(ranked.c.rank == 1).subquery()
+    ranked = (
+        sa.select(level, rank.label("rank"))
+        .where(
+            _metric_match(level.c.metric_id, scope),
+            level.c.slot >= sa.bindparam("low"),
+            level.c.slot < sa.bindparam("high"),
+        )
+        .subquery()
+    )
+    chosen = sa.select(*(ranked.c[c.name] for c in level.c)).where(ranked.c.rank == 1).subquery()
+    return chosen, chosen.c.slot
+
+
+_UNIT = {"quantity_rollups": "slot", "quantity_hour_rollups": "hour"}
+_STATEMENTS: dict[tuple[str, str, bool], sa.Select[Any]] = {}
+
+
+def _sums_statement(dialect: str, scope: _Scope, level: sa.Table) -> sa.Select[Any]:
+    """SELECT bucket, last, n, total, minimum, maximum per range; built once per shape (but with
+    a person's order of sources, which it spells out)."""
+    key = (dialect, level.name, len(scope.metric_ids) == 1)
+    if not scope.choosing and key in _STATEMENTS:
+        return _STATEMENTS[key]
+    source, unit = _source(scope, level)
+    table, bucket, first, end = _range_table(dialect)
+    statement = (
+        sa.select(
+            bucket.label("bucket"),
+            sa.func.max(unit).label("last"),
+            sa.func.sum(source.c.sample_count).label("n"),
+            sa.func.sum(source.c.total).label("total"),
+            sa.func.min(source.c.minimum).label("minimum"),
+            sa.func.max(source.c.maximum).label("maximum"),
+        )
+        .select_from(
+            table.join(source, sa.and_(_metric_match(source.c.metric_id, scope), unit >= first, unit < end))
+        )
+        .group_by(bucket)
+    )
+    if not scope.choosing:
+        _STATEMENTS[key] = statement
+    return statement
+
+
+def _sum_ranges(
+    conn: sa.Connection, scope: _Scope, level: sa.Table, ranges: Ranges, with_latest: bool
+) -> list[tuple[int, Rollup]]:
+    """[(bucket index, Rollup)] of the level's rows in each range."""
+    if not ranges:
+        return []
+    dialect = conn.dialect.name
+    parameters = _range_parameters(dialect, ranges)
+    if len(scope.metric_ids) == 1:
+        parameters["metric_id"] = scope.metric_ids[0]
+    else:
+        parameters["metric_ids"] = scope.metric_ids
+    if scope.choosing:
+        parameters.update(low=min(r[1] for r in ranges), high=max(r[2] for r in ranges))
+    grouped = conn.execute(_sums_statement(dialect, scope, level), parameters).all()
+    latest = _latest_of(conn, scope, level, {row.last for row in grouped}) if with_latest else {}
+    nothing = (0.0, (EPOCH, EPOCH, 0))
+    found = []
+    for bucket, last, n, total, minimum, maximum in grouped:
+        if not n:
+            continue
+        value, key = latest.get(last, nothing)
+        found.append((int(bucket), Rollup(int(n), float(total), minimum, maximum, value, key)))
+    return found
+
+
+def _latest_of(
+    conn: sa.Connection, scope: _Scope, level: sa.Table, numbers: set[int]
+) -> dict[int, tuple[float, tuple[datetime, datetime, int]]]:
+    """slot or hour -> (latest value, its key) of the counted rollup rows there."""
+    unit = level.c[_UNIT[level.name]]
+    rows: list[Any] = []
+    ordered = sorted(numbers)
+    for chunk in range(0, len(ordered), 1000):
+        rows += conn.execute(
+            sa.select(level, unit.label("number")).where(
+                level.c.metric_id.in_(scope.metric_ids), unit.in_(ordered[chunk : chunk + 1000])
+            )
+        ).all()
+    chosen = _choose(scope, rows) if scope.choosing else None
+    best: dict[int, tuple[float, tuple[datetime, datetime, int]]] = {}
+    for row in rows:
+        if chosen is not None and chosen[row.number] != row.metric_id:
+            continue
+        key = (row.latest_start, row.latest_received, row.latest_id)
+        if row.number not in best or key > best[row.number][1]:
+            best[row.number] = (row.latest_value, key)
+    return best
 
 
 def _choose(scope: _Scope, rows: Sequence[Any]) -> dict[int, int]:
-    """slot -> the metric counted in it, by the rule _ranked applies (for edges and latest)."""
+    """slot -> the metric counted in it, by the rule _source applies (for edges and latest)."""
     chosen: dict[int, tuple[int, int, int]] = {}
     for row in rows:
         rank = (scope.priority.get(row.metric_id, MAX_ID), -row.sample_count, row.metric_id)
@@ -401,97 +468,21 @@ def _choose(scope: _Scope, rows: Sequence[Any]) -> dict[int, int]:
     return {slot: rank[2] for slot, rank in chosen.items()}
 
 
-def _aggregate(
-    conn: sa.Connection,
-    scope: _Scope,
-    frequency: int,
-    zone: zoneinfo.ZoneInfo,
-    low: int,
-    high: int,
-    with_latest: bool,
-) -> list[tuple[int, Rollup]]:
-    """[(first slot, Rollup)] per local day (hour) of the whole slots [low, high)."""
-    if low >= high:
-        return []
-    segments = offset_segments(zone, low, high)
-    rows = _ranked(scope, low, high)
-    slot = rows.c.slot
-    key = _group_key(slot, frequency, segments)
-    grouped = conn.execute(
-        sa.select(
-            sa.func.min(slot).label("first"),
-            sa.func.max(slot).label("last"),
-            sa.func.sum(rows.c.sample_count).label("n"),
-            sa.func.sum(rows.c.total).label("total"),
-            sa.func.min(rows.c.minimum).label("minimum"),
-            sa.func.max(rows.c.maximum).label("maximum"),
-        ).group_by(key)
-    ).all()
-    latest: dict[int, tuple[float, tuple[datetime, datetime, int]]] = {}
-    if with_latest and grouped:
-        latest = _latest_of_slots(conn, scope, [row.last for row in grouped])
-    found = []
-    for row in grouped:
-        value, key_of = latest.get(row.last, (0.0, (EPOCH, EPOCH, 0)))
-        found.append(
-            (row.first, Rollup(int(row.n), float(row.total), row.minimum, row.maximum, value, key_of))
-        )
-    return found
-
-
-def _latest_of_slots(
-    conn: sa.Connection, scope: _Scope, slots: list[int]
-) -> dict[int, tuple[float, tuple[datetime, datetime, int]]]:
-    """slot -> (latest value, its key) of the counted rollup rows in these slots."""
-    rows: list[Any] = []
-    for chunk in range(0, len(slots), 1000):
-        rows += conn.execute(
-            sa.select(
-                _rollups.c.metric_id,
-                _rollups.c.slot,
-                _rollups.c.sample_count,
-                _rollups.c.latest_value,
-                _rollups.c.latest_start,
-                _rollups.c.latest_received,
-                _rollups.c.latest_id,
-            ).where(
-                _rollups.c.metric_id.in_(scope.metric_ids), _rollups.c.slot.in_(slots[chunk : chunk + 1000])
-            )
-        ).all()
-    chosen = _choose(scope, rows) if scope.cumulative else None
-    best: dict[int, tuple[float, tuple[datetime, datetime, int]]] = {}
-    for row in rows:
-        if chosen is not None and chosen[row.slot] != row.metric_id:
-            continue
-        key = (row.latest_start, row.latest_received, row.latest_id)
-        if row.slot not in best or key > best[row.slot][1]:
-            best[row.slot] = (row.latest_value, key)
-    return best
-
-
 def _edges(
     conn: sa.Connection, scope: _Scope, pieces: list[tuple[datetime, datetime, bool]]
 ) -> list[tuple[int, Rollup]]:
-    """[(slot, Rollup)] of the raw samples in the pieces of slots the range cuts: (from,
-    to, to included). Several metrics of a cumulative type: only each slot's chosen source."""
+    """[(slot, Rollup)] of the raw samples in the pieces of slots the range cuts: (from, to,
+    to included). Several metrics of a cumulative type: only each slot's chosen source."""
     found: list[tuple[int, Rollup]] = []
     for start, end, inclusive in pieces:
-        columns = (
-            _samples.c.id,
-            _samples.c.metric_id,
-            _samples.c.start_date,
-            _samples.c.received_time,
-            _samples.c.quantity,
-            _samples.c.is_null,
-        )
         ending = _samples.c.start_date <= end if inclusive else _samples.c.start_date < end
         samples = conn.execute(
-            sa.select(*columns).where(
+            sa.select(*_RAW).where(
                 _samples.c.metric_id.in_(scope.metric_ids), _samples.c.start_date >= start, ending
             )
         ).all()
         summary = summarise(samples)
-        if scope.cumulative and len(scope.metric_ids) > 1 and summary:
+        if scope.choosing and summary:
             slot = slot_of(start)
             rollup_rows = conn.execute(
                 sa.select(_rollups.c.metric_id, _rollups.c.slot, _rollups.c.sample_count).where(
@@ -500,9 +491,18 @@ def _edges(
             ).all()
             source = _choose(scope, rollup_rows).get(slot)
             summary = {key: value for key, value in summary.items() if key[0] == source}
-        for (_, slot), rollup in summary.items():
-            found.append((slot, rollup))
+        found += [(slot, rollup) for (_, slot), rollup in summary.items()]
     return found
+
+
+_RAW = (
+    _samples.c.id,
+    _samples.c.metric_id,
+    _samples.c.start_date,
+    _samples.c.received_time,
+    _samples.c.quantity,
+    _samples.c.is_null,
+)
 
 
 def _value(function: int, rollup: Rollup | None) -> float | None:
@@ -521,51 +521,48 @@ def _value(function: int, rollup: Rollup | None) -> float | None:
     return rollup.latest_value
 
 
-def _fold(bounds: list[datetime], parts: list[tuple[int, Rollup]]) -> list[Rollup | None]:
-    """Combine (first slot, Rollup) parts into the buckets between `bounds`."""
-    starts = [slot_of(b) for b in bounds]
-    buckets: list[Rollup | None] = [None] * (len(bounds) - 1)
-    for first, rollup in parts:
-        index = bisect.bisect_right(starts, first) - 1
-        if not 0 <= index < len(buckets):
-            continue
+def _combine(size: int, parts: list[tuple[int, Rollup]]) -> list[Rollup | None]:
+    """(bucket index, Rollup) parts combined per bucket."""
+    buckets: list[Rollup | None] = [None] * size
+    for index, rollup in parts:
         existing = buckets[index]
         if existing is None:
-            buckets[index] = Rollup(
-                rollup.count,
-                rollup.total,
-                rollup.minimum,
-                rollup.maximum,
-                rollup.latest_value,
-                rollup.latest_key,
-            )
+            buckets[index] = rollup.copy()
         else:
             existing.add(rollup)
     return buckets
+
+
+def _read(
+    conn: sa.Connection, scope: _Scope, starts: list[tuple[int, int, int]], with_latest: bool
+) -> list[tuple[int, Rollup]]:
+    """(bucket index, Rollup) parts of the whole-slot ranges (index, first slot, end slot)."""
+    hours, slots = _ranges(scope, starts)
+    return _sum_ranges(conn, scope, _hour_rollups, hours, with_latest) + _sum_ranges(
+        conn, scope, _rollups, slots, with_latest
+    )
 
 
 def _compute(
     conn: sa.Connection, scope: _Scope, query: CalculationQuery, zone: zoneinfo.ZoneInfo
 ) -> tuple[list[datetime], list[Rollup | None]]:
     bounds = bucket_bounds(query.frequency, zone, query.start, query.finish)
-    for bound in (bounds[0], bounds[-1]):
-        seconds = int((bound - EPOCH).total_seconds())
-        if seconds % SLOT_SECONDS:
-            raise _unaligned(zone, bound, _offset_seconds(zone, bound))
-    # Whole slots [low, high); the range's cut slots are read raw.
-    low = -(-int((query.start - EPOCH) // timedelta(microseconds=1)) // (SLOT_SECONDS * 10**6))
+    edges = bound_slots(bounds, zone)
+    # Whole slots [low, high) are read from the rollups; the slots the range cuts, raw.
+    low = -(-(query.start - EPOCH) // timedelta(seconds=SLOT_SECONDS))
     high = slot_of(query.finish)
     pieces: list[tuple[datetime, datetime, bool]] = []
     if low > high:  # the whole range lies inside one slot
         pieces.append((query.start, query.finish, True))
-        low = high = 0
+        low = high
     else:
         if query.start < slot_start(low):
             pieces.append((query.start, slot_start(low), False))
         pieces.append((slot_start(high), query.finish, True))
-    parts = _aggregate(conn, scope, query.frequency, zone, low, high, query.function == LATEST)
-    parts += _edges(conn, scope, pieces)
-    return bounds, _fold(bounds, parts)
+    starts = [(i, max(edges[i], low), min(edges[i + 1], high)) for i in range(len(edges) - 1)]
+    parts = _read(conn, scope, starts, query.function == LATEST)
+    parts += [(bisect.bisect_right(edges, slot) - 1, rollup) for slot, rollup in _edges(conn, scope, pieces)]
+    return bounds, _combine(len(bounds) - 1, parts)
 
 
 def _scope_of_metric(conn: sa.Connection, actor: Actor, metric_id: int) -> _Scope:
@@ -700,19 +697,13 @@ def period_bounds(zone: zoneinfo.ZoneInfo, now: datetime) -> dict[str, tuple[dat
 
 
 def _figures(conn: sa.Connection, scope: _Scope, zone: zoneinfo.ZoneInfo, now: datetime) -> MetricFigures:
-    periods = period_bounds(zone, now)
-    low = slot_of(periods["last_year"][0])
-    high = slot_of(periods["this_year"][1])
-    days = _aggregate(conn, scope, DAY, zone, low, high, with_latest=False)
-    figures: dict[str, float | None] = {}
-    for name, (start, end) in periods.items():
-        first, last = slot_of(start), slot_of(end)
-        total = Rollup(0, 0.0, 0.0, 0.0, 0.0, (EPOCH, EPOCH, 0))
-        for day_slot, rollup in days:
-            if first <= day_slot < last:
-                total.count += rollup.count
-                total.total += rollup.total
-        figures[f"avg_{name}"] = _value(SUM if scope.cumulative else AVERAGE, total)
+    """The eight periods as eight (overlapping) ranges of one read."""
+    periods = list(period_bounds(zone, now).items())
+    edges = bound_slots([moment for _, bounds in periods for moment in bounds], zone)
+    starts = [(i, edges[2 * i], edges[2 * i + 1]) for i in range(len(periods))]
+    totals = _combine(len(periods), _read(conn, scope, starts, with_latest=False))
+    function = SUM if scope.cumulative else AVERAGE
+    figures = {f"avg_{name}": _value(function, totals[i]) for i, (name, _) in enumerate(periods)}
     return MetricFigures(time_zone=zone.key, **figures)
 
 

@@ -1,4 +1,4 @@
-"""rollups of samples per metric and 15 minutes of UTC (filled from the samples stored so far),
+"""rollups of samples per metric and 15 minutes, and per hour, of UTC (filled from the samples stored so far),
 people's time zones, and their order of data sources
 
 Revision ID: a4c2e8d91b36
@@ -20,10 +20,13 @@ depends_on = None
 
 PARTITIONS = 16
 
+# (table, its unit column): per 15 minutes of UTC, and per hour of UTC.
+ROLLUPS = (('quantity_rollups', 'slot'), ('quantity_hour_rollups', 'hour'))
+
 POSTGRESQL_ROLLUPS = """
-CREATE TABLE quantity_rollups (
+CREATE TABLE {table} (
     metric_id INTEGER NOT NULL,
-    slot BIGINT NOT NULL,
+    {unit} BIGINT NOT NULL,
     sample_count INTEGER NOT NULL,
     total FLOAT(53) NOT NULL,
     minimum FLOAT(53) NOT NULL,
@@ -32,8 +35,8 @@ CREATE TABLE quantity_rollups (
     latest_start TIMESTAMP WITH TIME ZONE NOT NULL,
     latest_received TIMESTAMP WITH TIME ZONE NOT NULL,
     latest_id BIGINT NOT NULL,
-    CONSTRAINT pk_quantity_rollups PRIMARY KEY (metric_id, slot),
-    CONSTRAINT fk_quantity_rollups_metric_id_metrics FOREIGN KEY(metric_id) REFERENCES metrics (id)
+    CONSTRAINT pk_{table} PRIMARY KEY (metric_id, {unit}),
+    CONSTRAINT fk_{table}_metric_id_metrics FOREIGN KEY(metric_id) REFERENCES metrics (id)
 ) PARTITION BY HASH (metric_id)
 """
 
@@ -42,18 +45,17 @@ def upgrade():
     with op.batch_alter_table('users', schema=None) as batch_op:
         batch_op.add_column(sa.Column('time_zone', sa.String(length=64), server_default='UTC', nullable=False))
 
-    if op.get_bind().dialect.name == 'postgresql':
-        op.execute(POSTGRESQL_ROLLUPS)
-        for remainder in range(PARTITIONS):
-            op.execute(
-                f'CREATE TABLE quantity_rollups_p{remainder:02d} PARTITION OF quantity_rollups '
-                f'FOR VALUES WITH (MODULUS {PARTITIONS}, REMAINDER {remainder})'
-            )
-    else:
+    for table, unit in ROLLUPS:
+        if op.get_bind().dialect.name == 'postgresql':
+            op.execute(POSTGRESQL_ROLLUPS.format(table=table, unit=unit))
+            for remainder in range(PARTITIONS):
+                op.execute(
+                    f'CREATE TABLE {table}_p{remainder:02d} PARTITION OF {table} '
+                    f'FOR VALUES WITH (MODULUS {PARTITIONS}, REMAINDER {remainder})'
+                )
+            continue
         op.create_table(
-            'quantity_rollups',
-            sa.Column('metric_id', sa.Integer(), nullable=False),
-            sa.Column('slot', sa.BigInteger(), autoincrement=False, nullable=False),
+            table,
             sa.Column('sample_count', sa.Integer(), nullable=False),
             sa.Column('total', sa.Float(precision=53), nullable=False),
             sa.Column('minimum', sa.Float(precision=53), nullable=False),
@@ -62,8 +64,11 @@ def upgrade():
             sa.Column('latest_start', bioweb.models.UTCDateTime(timezone=True), nullable=False),
             sa.Column('latest_received', bioweb.models.UTCDateTime(timezone=True), nullable=False),
             sa.Column('latest_id', sa.BigInteger(), nullable=False),
-            sa.ForeignKeyConstraint(['metric_id'], ['metrics.id'], name=op.f('fk_quantity_rollups_metric_id_metrics')),
-            sa.PrimaryKeyConstraint('metric_id', 'slot', name=op.f('pk_quantity_rollups')),
+            sa.Column('metric_id', sa.Integer(), nullable=False),
+            sa.Column(unit, sa.BigInteger(), autoincrement=False, nullable=False),
+            sa.ForeignKeyConstraint(['metric_id'], ['metrics.id'], name=op.f(f'fk_{table}_metric_id_metrics')),
+            sa.PrimaryKeyConstraint('metric_id', unit, name=op.f(f'pk_{table}')),
+            sqlite_with_rowid=False,
         )
 
     op.create_table(
@@ -85,6 +90,7 @@ def upgrade():
 
 def downgrade():
     op.drop_table('source_priorities')
-    op.drop_table('quantity_rollups')  # on PostgreSQL its partitions go with it
+    for table, _ in ROLLUPS:
+        op.drop_table(table)  # on PostgreSQL its partitions go with it
     with op.batch_alter_table('users', schema=None) as batch_op:
         batch_op.drop_column('time_zone')
