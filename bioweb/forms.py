@@ -243,6 +243,9 @@ class TimeZoneForm(FlaskForm):
 
 
 SIMULATION_DAYS = 7
+# A request generates at most a month (about 9,000 heart-rate samples, a second or two); a year
+# (over 100,000, 15-20 s on SQLite) would hold a worker that long: `flask samples simulate` does that.
+API_SIMULATION_DAYS = 31
 
 
 class SimulatorForm(FlaskForm):
@@ -260,7 +263,13 @@ class SimulatorForm(FlaskForm):
         default=SIMULATION_DAYS,
         # null means omitted, as for every optional field of a JSON body
         filters=[lambda value: SIMULATION_DAYS if value is None else value],
-        validators=[NumberRange(min=1, max=366, message="must be from 1 to 366.")],
+        validators=[
+            NumberRange(
+                min=1,
+                max=API_SIMULATION_DAYS,
+                message=f"must be from 1 to {API_SIMULATION_DAYS} (flask samples simulate takes up to 366).",
+            )
+        ],
         description="How many days back from now to fill.",
     )
 
