@@ -8,6 +8,7 @@ These tests never call db.create_all(): the schema comes from the migrations alo
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -215,3 +216,87 @@ def test_samples_migration_grants_samples_scopes_to_existing_pats(empty_database
         assert stored() == {**{name: old for name, (old, _) in scopes.items()}, "device": "device"}
     finally:
         engine.dispose()
+
+
+def test_rollups_migration_summarises_the_samples_stored_before(empty_database_url: str):
+    """a4c2e8d91b36 fills both rollup levels from the samples already stored, exactly as the
+    writes would have (is_null samples left out, latest by start, received time, id)."""
+    from bioweb.services import rollups
+
+    url = empty_database_url
+    _db(url, "upgrade", "e1a5d0c4b7f2")
+    engine = sa.create_engine(normalize_database_url(url))
+    now = "2024-05-01 12:00:00"
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("INSERT INTO tenants (name, created_time) VALUES ('t', :now)"), {"now": now})
+            conn.execute(
+                sa.text(
+                    "INSERT INTO users (tenant_id, email, password_hash, first_name, last_name,"
+                    " session_version, device_count, created_time)"
+                    " SELECT id, 'ada@example.com', 'x', '', '', 1, 1, :now FROM tenants"
+                ),
+                {"now": now},
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO devices (uuid, tenant_id, user_id, manufacturer, code, product_name,"
+                    " is_test_mode, state, client_id, client_secret_digest, credential_generation,"
+                    " created_time, modified_time, last_active_time)"
+                    " SELECT 'u1', tenant_id, id, 'Apple', 'Watch6,1', 'Apple Watch', false, 1, 'c1', 'd',"
+                    " 1, :now, :now, :now FROM users"
+                ),
+                {"now": now},
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO metrics (uuid, tenant_id, user_id, device_id, name, sample_type,"
+                    " sample_type_other, quantity_type, quantity_type_other, is_continuous_data,"
+                    " created_time, modified_time)"
+                    " SELECT 'm1', tenant_id, user_id, id, '', 'heartRate', '', 'count/min', '', false, :now, :now"
+                    " FROM devices"
+                ),
+                {"now": now},
+            )
+            metric_id = conn.execute(sa.text("SELECT id FROM metrics")).scalar_one()
+            base = datetime(2024, 5, 1, 6, 0, tzinfo=UTC)
+            samples = sa.table(
+                "quantity_samples",
+                *(sa.column(name) for name in ("uuid", "metric_id", "start_date", "end_date", "quantity",
+                  "sample_motion_context", "sample_sensor_location_other", "is_null",
+                  "client_sample_version", "received_time")),
+            )  # fmt: skip
+            rows = []
+            for minute in range(0, 300, 7):
+                start = base + timedelta(minutes=minute)
+                naive = start.replace(tzinfo=None) if conn.dialect.name == "sqlite" else start
+                rows.append({
+                    "uuid": f"s{minute}", "metric_id": metric_id, "start_date": naive, "end_date": naive,
+                    "quantity": None if minute % 5 == 0 else 50.0 + minute % 13,
+                    "sample_motion_context": "NotSet", "sample_sensor_location_other": "",
+                    "is_null": minute % 5 == 0, "client_sample_version": 1, "received_time": naive,
+                })  # fmt: skip
+            conn.execute(sa.insert(samples), rows)
+    finally:
+        engine.dispose()
+    _db(url, "upgrade")
+    app = make_app(url)
+    with app.app_context():
+        try:
+            from bioweb.models import HourRollup, Sample, SampleRollup
+
+            raw = db.session.execute(sa.select(Sample.__table__)).all()
+            slots = rollups.summarise(raw)
+            for table, expected in (
+                (SampleRollup.__table__, slots),
+                (HourRollup.__table__, rollups.by_hour(slots)),
+            ):
+                unit = table.c.slot if "slot" in table.c else table.c.hour
+                stored = {
+                    (row.metric_id, row.number): rollups.from_row(row)
+                    for row in db.session.execute(sa.select(table, unit.label("number")))
+                }
+                assert stored == expected and len(expected) > 3
+        finally:
+            db.session.remove()
+            db.engine.dispose()
