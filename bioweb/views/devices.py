@@ -18,6 +18,7 @@ from ..origin import current_origin
 from ..readmodels import Credentials, NewDevice
 from ..services import devices, metrics
 from ..services.events import Origin
+from .charts import sparkline_url
 from .helpers import (
     current_actor,
     issue_nonce,
@@ -140,8 +141,8 @@ def _credentials_page(creds: Credentials, reauthorized: bool) -> Response:
 
 @bp.get("/<int:device_id>")
 def detail(device_id: int) -> str:
-    """A device's page: its facts, its metrics (latest value, samples of the last 24 hours)
-    and its audit trail, newest first, 20 events a page (?events_before=<id>).
+    """A device's page: its facts, its metrics (latest value, samples of the last 24 hours,
+    a small chart of the last 7 local days, drawn from /metrics/<id>/calculations) and its audit trail, newest first, 20 events a page (?events_before=<id>).
 
     Another user's device is a 404, as for a missing id (services raise NotFound).
     """
@@ -149,10 +150,17 @@ def detail(device_id: int) -> str:
     device, history = devices.device_history(
         current_actor(), device_id, offset=max(before, 0), limit=20, sort_order="desc"
     )
+    listed = metrics.device_metrics(current_actor(), device.id)
     return render_template(
         "devices/detail.html",
         device=device,
-        metrics=metrics.device_metrics(current_actor(), device.id),
+        metrics=listed,
+        sparklines={
+            o.metric.id: sparkline_url(
+                "metrics.calculations", o.metric.aggregation, current_user.time_zone, metric_id=o.metric.id
+            )
+            for o in listed
+        },
         metrics_limit=metrics.DEVICE_METRICS_LIMIT,
         history=history,
         events_before=before,

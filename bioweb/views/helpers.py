@@ -5,30 +5,58 @@ bioweb.views, so the blueprint modules use it without an import cycle through th
 
 from __future__ import annotations
 
+import functools
 import hmac
 import secrets
 from collections.abc import Callable
 from datetime import datetime
-from typing import Literal
+from typing import Literal, ParamSpec
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, session
+from flask import Blueprint, Response, current_app, request, session
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 from wtforms import Form
 
-from ..errors import AppError, InvalidInput
+from ..errors import AppError, InvalidInput, json_error
 from ..forms import OnceForm
 from ..models import User
 
+P = ParamSpec("P")
+
 
 def signed_in_only(bp: Blueprint) -> None:
-    """Every page of `bp` is a signed-in user's own: others go to the login page (?next=...)."""
+    """Every page of `bp` is a signed-in user's own: others go to the login page (?next=...).
+    A json_view answers for itself (401 JSON, not a redirect to a page)."""
+
+    @login_required
+    def _redirect_to_login() -> None:
+        return None
 
     @bp.before_request
-    @login_required
-    def _require_login() -> None:
-        return None
+    def _require_login() -> ResponseReturnValue | None:
+        view = current_app.view_functions.get(request.endpoint or "")
+        if getattr(view, "answers_json", False):
+            return None
+        return _redirect_to_login()
+
+
+def json_view(view: Callable[P, ResponseReturnValue]) -> Callable[P, ResponseReturnValue]:
+    """A dashboard route that answers JSON to the page's own scripts (chart data): without a
+    session it answers 401 and service errors (InvalidInput, NotFound) become the API's JSON
+    error shape with their status, never the HTML error pages the dashboard's URL space gets."""
+
+    @functools.wraps(view)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> ResponseReturnValue:
+        if not current_user.is_authenticated:
+            return json_error(401, "login_required", "Log in to the dashboard first.")
+        try:
+            return view(*args, **kwargs)
+        except AppError as error:
+            return json_error(error.status, error.code, error.description, error.fields)
+
+    wrapper.answers_json = True  # type: ignore[attr-defined]
+    return wrapper
 
 
 def current_actor() -> User:
