@@ -551,3 +551,74 @@ def test_gunicorn_config_comes_from_the_environment(env: dict[str, str], expecte
     # Several instances on one host must not fight over gunicorn's default control socket.
     assert settings["control_socket_disable"] == "True"
     assert "%(U)s" in settings["access_log_format"] and "%(r)s" not in settings["access_log_format"]
+
+
+def test_concurrent_writes_into_the_same_slots_keep_the_rollups_exact(stack: Stack):
+    """Batches, replacements and deletes of one metric's samples, all into the same few slots,
+    from 4 workers at once: the rollups equal a recomputation from the samples afterwards (the
+    recomputing writer locks the rollup rows, so a concurrent insert adds to its result)."""
+    from tests.test_calculations import assert_rollups_exact
+
+    _, pat = new_owner(stack.database_url)
+    a, b = stack.urls
+    device = create_device(a, pat, "Watch6,1").json()
+    metric = requests.post(
+        a + "/api/v1/metrics",
+        json={"device_id": device["id"], "sample_type": "heartRate", "quantity_type": "count/min"},
+        headers=bearer(pat),
+        timeout=TIMEOUT,
+    ).json()
+    base = "2024-05-01T06:{:02d}:{:02d}Z"
+
+    def items(writer: int, version: int, count: int = 40) -> list[dict[str, Any]]:
+        return [
+            {
+                "metric_id": metric["id"],
+                "start_date": base.format((i * 7 + writer * 11 + version) % 45, i % 60),
+                "end_date": base.format((i * 7 + writer * 11 + version) % 45, i % 60),
+                "quantity": float(60 + writer * 10 + version + i % 7),
+                "client_sample_id": f"w{writer}-{i}",
+                "client_sample_version": version,
+            }
+            for i in range(count)
+        ]
+
+    def post(url: str, body: list[dict[str, Any]]) -> requests.Response:
+        return requests.post(
+            url + "/api/v1/quantity-samples", json={"samples": body}, headers=bearer(pat), timeout=TIMEOUT
+        )
+
+    first = all_at_once([partial(post, (a, b)[w % 2], items(w, 1)) for w in range(8)], threads=8)
+    assert all(r.status_code == 200 and r.json()["accepted"] == 40 for r in first), [r.text for r in first]
+    # Replacements (moving samples between slots) racing new samples into the same slots.
+    second = all_at_once(
+        [partial(post, (a, b)[w % 2], items(w, 2) if w < 4 else items(w + 8, 1)) for w in range(8)], threads=8
+    )
+    assert all(r.status_code == 200 for r in second), [r.text for r in second]
+    listed = requests.get(
+        a + f"/api/v1/quantity-samples?metric_id={metric['id']}&limit=1000",
+        headers=bearer(pat),
+        timeout=TIMEOUT,
+    ).json()["results"]
+    deletes = [
+        partial(
+            requests.delete,
+            (a, b)[i % 2] + f"/api/v1/quantity-sample/{s['uuid']}",
+            headers=bearer(pat),
+            timeout=TIMEOUT,
+        )
+        for i, s in enumerate(listed[::5])
+    ]
+    racing = [partial(post, (a, b)[w % 2], items(w + 20, 1)) for w in range(4)]
+    done = all_at_once(deletes + racing, threads=8)
+    assert all(r.status_code in (200, 204) for r in done), [r.text for r in done]
+
+    app = make_app(stack.database_url)
+    from bioweb.extensions import db
+
+    with app.app_context():
+        try:
+            assert_rollups_exact([metric["id"]])
+        finally:
+            db.session.remove()
+            db.engine.dispose()
