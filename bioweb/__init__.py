@@ -8,12 +8,13 @@ from typing import Any
 
 from flask import Flask, jsonify
 from sqlalchemy import text
-from werkzeug.routing import IntegerConverter
+from werkzeug.routing import IntegerConverter, ValidationError
 
 from . import config as config_module
 from . import reads
 from .errors import json_error, register_error_handlers
 from .extensions import FastJSONProvider, csrf, db, limiter, login_manager
+from .forms import parse_int
 from .models import MAX_ID
 from .security import install_log_redaction, load_user
 
@@ -48,12 +49,22 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
 
 class IdConverter(IntegerConverter):
-    """`<int:...>` in every route: 1..MAX_ID, so an id no column can hold is a plain 404."""
+    """`<int:...>` in every route: ASCII digits for 1..MAX_ID, so an id no column can hold is a
+    plain 404. Werkzeug's own matches `\\d+`, which takes any script's digits ("/devices/١" was
+    device 1), and reads them with int() (see forms.parse_int)."""
+
+    regex = r"[0-9]+"
 
     def __init__(self, url_map, **kwargs):
         kwargs.setdefault("min", 1)
         kwargs.setdefault("max", MAX_ID)
         super().__init__(url_map, **kwargs)
+
+    def to_python(self, value: str) -> int:
+        number = parse_int(value, self.min if self.min is not None else 0, self.max or MAX_ID)
+        if number is None:
+            raise ValidationError()
+        return number
 
 
 def register_routing(app: Flask) -> None:

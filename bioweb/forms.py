@@ -3,7 +3,8 @@ JSON API (bound to the parsed body with CSRF off, see api.bind_json)."""
 
 from __future__ import annotations
 
-from typing import TypeVar
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
 import msgspec
 from flask_wtf import FlaskForm
@@ -41,8 +42,8 @@ MANUFACTURERS = ("Apple",)
 
 
 class Present:
-    """Like DataRequired, but 0 counts as given and a conversion error ("Not a valid integer
-    value.") is kept instead of being replaced by "required"."""
+    """Like DataRequired, but 0 counts as given and a conversion error ("Must be a whole number
+    in the digits 0-9.") is kept instead of being replaced by "required"."""
 
     def __init__(self, message: str = "This field is required."):
         self.message = message
@@ -73,6 +74,70 @@ class IdRange:
     def __call__(self, form, field) -> None:
         if isinstance(field.data, int) and not self.minimum <= field.data <= MAX_ID:
             raise StopValidation(self.message)
+
+
+# --- Integers read from text: query strings, form posts, path segments, the CLI -------------------
+
+
+def parse_int(text: str, minimum: int = 0, maximum: int = MAX_ID) -> int | None:
+    """The integer `text` spells when it is ASCII digits only (0-9: no sign, space, underscore,
+    "0x", exponent or another script's digits) and lies in minimum..maximum; else None.
+
+    Every integer the app reads from text goes through here. Python's int() - and so WTForms'
+    IntegerField, Werkzeug's `type=int` and its `int` converter - also reads " 1", "1 ", "+1",
+    "1_0" and "١" (an Arabic-Indic one) as numbers, and any length: a value past a column's
+    range then fails in the database (500). The length check keeps int() from ever seeing
+    thousands of digits (Python refuses more than 4,300).
+    """
+    if not (text.isascii() and text.isdigit()):
+        return None
+    digits = text.lstrip("0") or "0"
+    if len(digits) > len(str(maximum)):
+        return None
+    value = int(digits)
+    return value if minimum <= value <= maximum else None
+
+
+def int_message(minimum: int = 0, maximum: int = MAX_ID) -> str:
+    return f"Must be a whole number from {minimum} to {maximum}, in the digits 0-9."
+
+
+def arg_int(args: Mapping[str, str], name: str, default: int, minimum: int = 0, maximum: int = MAX_ID) -> int:
+    """The integer query parameter `name` of `args` (request.args), `default` when it is absent.
+
+    Raises InvalidInput naming it when it is given but is not ASCII digits in minimum..maximum
+    (see parse_int; an empty value is not a number either): the API answers 400 in its JSON
+    error shape, the dashboard its 400 page.
+    """
+    text = args.get(name)
+    if text is None:
+        return default
+    value = parse_int(text, minimum, maximum)
+    if value is None:
+        message = int_message(minimum, maximum)
+        raise InvalidInput(
+            f"Invalid query parameter {name}: {message[0].lower()}{message[1:]}", {name: [message]}
+        )
+    return value
+
+
+class DigitsField(IntegerField):
+    """WTForms' IntegerField for form posts and query strings, reading ASCII digits only (see
+    parse_int). The range is the validators' (IdRange, NumberRange): a value too long for any
+    column is held as MAX_ID + 1, so they refuse it with their own message. JSON bodies bind
+    through process_data, after bind_json has required a JSON integer."""
+
+    data: Any  # as IntegerField's (WTForms is untyped): an int once the form has validated
+
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        if not valuelist:
+            return
+        text = valuelist[0]
+        if not (isinstance(text, str) and text.isascii() and text.isdigit()):
+            self.data = None
+            raise ValueError(self.invalid_value_message or "Must be a whole number in the digits 0-9.")
+        value = parse_int(text, 0, MAX_ID)
+        self.data = MAX_ID + 1 if value is None else value
 
 
 S = TypeVar("S", bound=msgspec.Struct)
@@ -131,13 +196,13 @@ class DeviceForm(FlaskForm):
 class PageForm(FlaskForm):
     """Query parameters of a keyset-paged list: id cursor, page size, order."""
 
-    offset = IntegerField(
+    offset = DigitsField(
         "offset",
         default=0,
         validators=[IdRange(), NumberRange(min=0, message="must be an id, 0 or more.")],
         description="An id cursor: the records after this id in the requested order (0: the start).",
     )
-    limit = IntegerField(
+    limit = DigitsField(
         "limit",
         default=100,
         validators=[IdRange(), NumberRange(min=1, max=1000, message="must be from 1 to 1000.")],
@@ -161,7 +226,7 @@ class ListDevicesForm(PageForm):
 class DeviceRefForm(FlaskForm):
     """Names one device: the body of POST device-authorize, the query of DELETE device-authorize."""
 
-    device_id = IntegerField(
+    device_id = DigitsField(
         "device_id",
         validators=[
             Present(message="is required: the id of one of your devices."),
@@ -173,7 +238,7 @@ class DeviceRefForm(FlaskForm):
 class MetricForm(FlaskForm):
     """A new metric (API body; the dashboard's metric form will bind the same)."""
 
-    device_id = IntegerField(
+    device_id = DigitsField(
         "device_id",
         validators=[
             Present(message="is required: the id of one of your devices."),
@@ -213,7 +278,7 @@ class MetricForm(FlaskForm):
 class ListMetricsForm(PageForm):
     """Query parameters of the metric list."""
 
-    device_id = IntegerField(
+    device_id = DigitsField(
         "device_id",
         validators=[Optional(), IdRange(1, message=f"must be a device id, from 1 to {MAX_ID}.")],
         description="Only this device's metrics.",
@@ -251,14 +316,14 @@ API_SIMULATION_DAYS = 31
 class SimulatorForm(FlaskForm):
     """POST /api/v1/metric-operations/simulators: fill a test-mode device's metric with generated samples."""
 
-    metric_id = IntegerField(
+    metric_id = DigitsField(
         "metric_id",
         validators=[
             Present(message="is required: the id of one of your metrics."),
             IdRange(1, message=f"must be a metric id, from 1 to {MAX_ID}."),
         ],
     )
-    days = IntegerField(
+    days = DigitsField(
         "days",
         default=SIMULATION_DAYS,
         # null means omitted, as for every optional field of a JSON body
@@ -388,4 +453,4 @@ class PersonalTokenForm(OnceForm):
     expires_in_days = SelectField("Expires after", choices=EXPIRY_CHOICES, default="30")
 
     def expiry_days(self) -> int | None:
-        return int(self.expires_in_days.data) if self.expires_in_days.data else None
+        return parse_int(self.expires_in_days.data or "", 1) if self.expires_in_days.data else None

@@ -17,7 +17,7 @@ from .. import reads
 from ..bearer import bearer_origin, current_principal, require_token
 from ..errors import InvalidInput, UnsupportedMediaType
 from ..extensions import limiter
-from ..forms import ListMetricsForm, MetricForm
+from ..forms import ListMetricsForm, MetricForm, parse_int
 from ..services import calculations, metrics, samples
 from ..services.tokens import DEVICE_SCOPE
 from .core import answer, bind_args, bind_json, bp, no_content
@@ -149,24 +149,24 @@ def _sample_filter() -> samples.SampleFilter:
             f"Invalid query parameters: {', '.join(unknown)}.", {u[:100]: [message] for u in unknown}
         )
     problems: dict[str, list[str]] = {}
-    metric_id = request.args.get("metric_id", "")
-    if not (metric_id.isascii() and metric_id.isdigit() and 1 <= int(metric_id) <= 2**31 - 1):
+    metric_id = parse_int(request.args.get("metric_id", ""), 1)
+    if metric_id is None:
         problems["metric_id"] = ["Is required: the id of one of your metrics."]
-    limit = request.args.get("limit", "100")
-    if not (limit.isascii() and limit.isdigit() and 1 <= int(limit) <= 1000):
+    limit = parse_int(request.args.get("limit", "100"), 1, 1000)
+    if limit is None:
         problems["limit"] = ["Must be from 1 to 1000."]
     sort_order = request.args.get("sort_order", "asc")
     if sort_order not in ("asc", "desc"):
         problems["sort_order"] = ["Must be asc or desc."]
-    if problems:
+    if problems or metric_id is None or limit is None:
         raise InvalidInput(f"Invalid query parameters: {', '.join(sorted(problems))}.", problems)
     return samples.SampleFilter(
-        metric_id=int(metric_id),
+        metric_id=metric_id,
         start_gt=_time_arg("start_date_gt"),
         start_gte=_time_arg("start_date_gte"),
         end_lt=_time_arg("end_date_lt"),
         end_lte=_time_arg("end_date_lte"),
-        limit=int(limit),
+        limit=limit,
         sort_order="desc" if sort_order == "desc" else "asc",
         cursor=request.args.get("cursor") or None,
     )

@@ -13,7 +13,7 @@ from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from .. import devicecodes
-from ..forms import OnceForm, RegisterDeviceForm, form_struct
+from ..forms import OnceForm, RegisterDeviceForm, arg_int, form_struct
 from ..origin import current_origin
 from ..readmodels import Credentials, NewDevice
 from ..services import devices, metrics
@@ -50,8 +50,9 @@ def index() -> str:
     """Newest first, PAGE_SIZE at a time. ?after=<id> pages towards older devices, ?before=<id>
     back towards newer ones; both are keyset cursors (services.devices.list_devices), never OFFSET."""
     actor = current_actor()
-    after = request.args.get("after", type=int)
-    before = request.args.get("before", type=int)
+    # ASCII digits within an id's range, else a 400 page naming the parameter (never a 500).
+    after = arg_int(request.args, "after", default=0)
+    before = arg_int(request.args, "before", default=0)
     # One row more than shown tells whether another page exists, without counting.
     if before and before > 0:
         page = devices.list_devices(actor, offset=before, limit=PAGE_SIZE + 1, sort_order="asc")
@@ -146,9 +147,9 @@ def detail(device_id: int) -> str:
 
     Another user's device is a 404, as for a missing id (services raise NotFound).
     """
-    before = request.args.get("events_before", type=int, default=0)
+    before = arg_int(request.args, "events_before", default=0)
     device, history = devices.device_history(
-        current_actor(), device_id, offset=max(before, 0), limit=20, sort_order="desc"
+        current_actor(), device_id, offset=before, limit=20, sort_order="desc"
     )
     listed = metrics.device_metrics(current_actor(), device.id)
     return render_template(
