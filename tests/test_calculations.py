@@ -303,6 +303,19 @@ def test_the_owners_time_zone_is_the_default(client, pat, user):
             {"time_zone": "Europe/Amsterdam", "start_gte": "1900-01-01T00:00:00Z", "frequency": "year"},
             "time_zone",
         ),
+        (
+            {
+                "time_zone": "Europe/Amsterdam",
+                "frequency": "hour",
+                "start_gte": "1900-01-01T00:00:00Z",
+                "finish_lte": "1900-01-02T00:00:00Z",
+            },
+            "time_zone",
+        ),  # fmt: skip
+        (
+            {"frequency": "day", "start_gte": "1990-01-01T00:00:00Z", "finish_lte": "2017-05-19T00:00:00Z"},
+            "finish_lte",
+        ),
     ],
 )
 def test_bad_parameters_are_400_naming_them(client, pat, user, params, field):

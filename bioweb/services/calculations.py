@@ -221,32 +221,40 @@ def bucket_bounds(
     """UTC instants b0 <= start <= finish < bn: the local buckets [b_i, b_i+1) overlapping the
     range. Raises InvalidInput beyond MAX_BUCKETS buckets or outside years 1 to 9999."""
     name = FREQUENCIES[frequency]
-    if (finish - start).total_seconds() / _APPROXIMATE[frequency] > MAX_BUCKETS:
-        message = f"The range holds more than {MAX_BUCKETS:,} {name} buckets; narrow it or choose a longer frequency."
-        raise InvalidInput(f"finish_lte: {message}", {"finish_lte": [message]})
+    too_many = (
+        f"The range holds more than {MAX_BUCKETS:,} {name} buckets; narrow it or choose a longer frequency."
+    )
+    # A first, generous estimate keeps the walk below short; the exact count is checked after it.
+    if (finish - start).total_seconds() / _APPROXIMATE[frequency] > MAX_BUCKETS * 1.1:
+        raise InvalidInput(f"finish_lte: {too_many}", {"finish_lte": [too_many]})
     bounds: list[datetime] = []
     try:
         if frequency == HOUR:
             # Local hours begin where the local minute is 0: walk 15 minutes at a time from the
-            # first slot of the hour holding `start`.
+            # first slot of the hour holding `start`. A zone whose offset then was not a multiple
+            # of 15 minutes (local mean time) has no such slot: stop after two hours without one.
             moment = slot_start(slot_of(start) - SLOTS_PER_HOUR)
             while not bounds or bounds[-1] <= finish:
                 local = moment.astimezone(zone)
-                if local.minute == 0 and local.second == 0 and (moment <= start or bounds):
+                if local.minute == 0 and local.second == 0:
                     if moment <= start:
                         bounds = [moment]
                     else:
                         bounds.append(moment)
+                elif moment - (bounds[-1] if bounds else start) > timedelta(hours=2):
+                    bound_slots([moment + timedelta(seconds=1)], zone)  # raises, naming the offset
                 moment += timedelta(seconds=SLOT_SECONDS)
-            return bounds
-        day = _first_day(frequency, start.astimezone(zone).date())
-        bounds.append(_local_midnight(day, zone))
-        while bounds[-1] <= finish:
-            day = _next_day(frequency, day)
+        else:
+            day = _first_day(frequency, start.astimezone(zone).date())
             bounds.append(_local_midnight(day, zone))
+            while bounds[-1] <= finish:
+                day = _next_day(frequency, day)
+                bounds.append(_local_midnight(day, zone))
     except (OverflowError, ValueError):
         message = "The range with its buckets must lie in the years 1 to 9999."
         raise InvalidInput(f"finish_lte: {message}", {"finish_lte": [message]}) from None
+    if len(bounds) - 1 > MAX_BUCKETS:
+        raise InvalidInput(f"finish_lte: {too_many}", {"finish_lte": [too_many]})
     return bounds
 
 
