@@ -234,8 +234,10 @@ def test_metric_charts_and_figures(live_server: str, browser: Browser, database_
     watched.snap("04-device")
 
     # Home: the person's figures per type; the heart rate page with its data sources.
-    page.goto("/")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Figures").click()
+    expect(page).to_have_url(f"{live_server}/")
     expect(page.get_by_role("heading", level=1)).to_have_text("Your figures")
+    expect(page.locator(".site-nav a[aria-current='page']")).to_have_text("Figures")
     expect(page.locator(".type-card")).to_have_count(2)
     watched.snap("05-home")
     page.get_by_role("link", name="Heart rate", exact=True).click()
