@@ -140,7 +140,7 @@ def test_metric_charts_and_figures(live_server: str, browser: Browser, database_
     tester, _ = make_device(user, "iPhone12,1", is_test_mode=True)
     heart = metrics.create_metric(user, watch.id, "heartRate", "count/min", name="Resting heart")
     metrics.create_metric(user, phone.id, "heartRate", "count/min")
-    metrics.create_metric(user, tester.id, "heartRate", "count/min")
+    trial = metrics.create_metric(user, tester.id, "heartRate", "count/min")
     steps = metrics.create_metric(user, watch.id, "stepCount", "count")
     now = datetime.now(UTC)
     seed_week(user, heart.id, now)
@@ -154,6 +154,18 @@ def test_metric_charts_and_figures(live_server: str, browser: Browser, database_
                 "quantity": 400.0 + 50 * h,
             }
             for h in range(0, 24 * 6, 5)
+        ],
+    )
+    samples.submit_batch(
+        user,
+        [
+            {
+                "metric_id": trial.id,
+                "start_date": now - timedelta(hours=h),
+                "end_date": now - timedelta(hours=h),
+                "quantity": 80.0 + h % 40,
+            }
+            for h in range(0, 24 * 7, 3)
         ],
     )
     pat = make_pat(user)
@@ -213,6 +225,10 @@ def test_metric_charts_and_figures(live_server: str, browser: Browser, database_
     page.wait_for_function("() => document.querySelector('[data-chart]').uplot.width <= 390")
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     page.set_viewport_size(DESKTOP)
+    choose(page, "month")
+    watched.snap(
+        "02-metric-month", wait_for="() => document.querySelector('[data-chart]').uplot.width <= 390"
+    )
     choose(page, "day")
     watched.snap("02-metric-day", wait_for="() => document.querySelector('[data-chart]').uplot.width <= 390")
 
@@ -221,6 +237,13 @@ def test_metric_charts_and_figures(live_server: str, browser: Browser, database_
     page.wait_for_function("() => document.querySelector('[data-chart]').dataset.state === 'drawn'")
     expect(page.locator("#figures")).to_contain_text("total")
     watched.snap("03-steps-week", wait_for="() => document.querySelector('[data-chart]').uplot.width <= 390")
+
+    # A test-mode device's metric: its data badged as test data.
+    page.goto(f"/metrics/{trial.id}")
+    page.wait_for_function("() => document.querySelector('[data-chart]').dataset.state === 'drawn'")
+    expect(page.locator(".chart-controls .badge-test")).to_have_text("Test data")
+    expect(page.locator(".figures-section .badge-test")).to_have_text("Test data")
+    watched.snap("03-test-device", wait_for="() => document.querySelector('[data-chart]').uplot.width <= 390")
 
     # The device page: a small chart of the last 7 days per metric.
     page.goto(f"/devices/{watch.id}")
