@@ -745,7 +745,6 @@ class TypeFigures:
 def person_figures(actor: Actor, now: datetime | None = None) -> list[TypeFigures]:
     """The person's figures per sample type over all their metrics on live-mode devices
     (cumulative types one source per slot, discrete ones pooled), in their time zone."""
-    now = now or datetime.now(UTC)
     with reads.connection() as conn:
         types = (
             conn.execute(
@@ -761,19 +760,25 @@ def person_figures(actor: Actor, now: datetime | None = None) -> list[TypeFigure
             .scalars()
             .all()
         )
-        zone = zoneinfo.ZoneInfo(user_time_zone(conn, actor))
-        found = []
-        for sample_type in sorted(types):
-            scope = _scope_of_type(conn, actor, sample_type, None)
-            qtype = quantitytypes.lookup(sample_type)
-            found.append(
-                TypeFigures(
-                    sample_type=sample_type,
-                    type_name=qtype.name if qtype else sample_type,
-                    unit=scope.unit,
-                    cumulative=scope.cumulative,
-                    metric_ids=scope.metric_ids,
-                    figures=_figures(conn, scope, zone, now),
-                )
-            )
-    return found
+        return [_type_figures(conn, actor, sample_type, now) for sample_type in sorted(types)]
+
+
+def type_figures(actor: Actor, sample_type: str, now: datetime | None = None) -> TypeFigures:
+    """The person's figures for one sample type, as person_figures. Raises NotFound when they
+    have no metric of it on a live-mode device."""
+    with reads.connection() as conn:
+        return _type_figures(conn, actor, sample_type, now)
+
+
+def _type_figures(conn: sa.Connection, actor: Actor, sample_type: str, now: datetime | None) -> TypeFigures:
+    scope = _scope_of_type(conn, actor, sample_type, None)
+    zone = zoneinfo.ZoneInfo(user_time_zone(conn, actor))
+    qtype = quantitytypes.lookup(sample_type)
+    return TypeFigures(
+        sample_type=sample_type,
+        type_name=qtype.name if qtype else sample_type,
+        unit=scope.unit,
+        cumulative=scope.cumulative,
+        metric_ids=scope.metric_ids,
+        figures=_figures(conn, scope, zone, now or datetime.now(UTC)),
+    )
