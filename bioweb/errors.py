@@ -112,6 +112,8 @@ def handle_http_exception(error: HTTPException):
         # Already in the shape (Authlib's bearer errors carry WWW-Authenticate): pass it on.
         return response
     headers = {k: v for k, v in response.headers.items() if k in ("Allow", "Retry-After", "WWW-Authenticate")}
+    if error.code == 413 and not wants_json():
+        return _html_error(413, _too_large(people=True), headers)
     if not wants_json():
         return _html_error(error.code, error.description or "", headers)
     description = error.description or ""
@@ -122,13 +124,27 @@ def handle_http_exception(error: HTTPException):
     elif error.code == 404:
         description = f"There is no resource at {request.path}."
     elif error.code == 413:
-        limit = request.max_content_length
-        description = "The request body is too large" + (
-            f"; the limit here is {limit:,} bytes." if limit else "."
-        )
+        description = _too_large()
         if request.path.endswith(("/quantity-samples", "/samples")):
             description += " Send at most 1,000 samples a batch."
     return json_error(error.code, HTTP_ERROR_CODES.get(error.code, "error"), description, headers=headers)
+
+
+def _too_large(people: bool = False) -> str:
+    """The 413 sentence with the limit that applied to this request (the app's, or the one a
+    route set for itself, such as the samples API's 1 MiB): for the API, or for a page."""
+    limit = request.max_content_length
+    if not limit:
+        return "What you sent is too large." if people else "The request body is too large."
+    if limit % 1024**2 == 0:
+        size = f"{limit:,} bytes ({limit // 1024**2:,} MiB)"
+    elif limit % 1024 == 0:
+        size = f"{limit:,} bytes ({limit // 1024:,} KiB)"
+    else:
+        size = f"{limit:,} bytes"
+    if people:
+        return f"What you sent is too large: this page accepts at most {size}. Shorten it and send it again."
+    return f"The request body is too large; the limit here is {size}."
 
 
 def handle_rate_limited(error: RateLimitExceeded):
