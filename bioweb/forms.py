@@ -185,8 +185,8 @@ class DeviceForm(FlaskForm):
             return
         entry = devicecodes.lookup(field.data)
         if entry is None:
-            close = devicecodes.suggest(field.data)
-            hint = f" Did you mean {', '.join(close)}?" if close else ""
+            close = devicecodes.search(field.data, limit=5)
+            hint = f" Did you mean {devicecodes.described(close)}?" if close else ""
             raise ValidationError(
                 f"{field.data!r} is not a known Apple model identifier (such as iPhone1,1 or Watch1,1).{hint}"
             )
