@@ -12,6 +12,8 @@ from flask.cli import AppGroup, with_appcontext
 
 from .errors import AppError
 from .extensions import db
+from .forms import DEFAULT_TOKEN_EXPIRY_DAYS, parse_int
+from .models import MAX_ID
 from .services import accounts, metrics, simulator, tokens
 from .services.events import OPERATOR
 
@@ -49,6 +51,28 @@ class MigrationCommands(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         return self._load().get_command(ctx, cmd_name)
+
+
+class Digits(click.ParamType):
+    """A whole number from `minimum` to `maximum` in ASCII digits, read as the web forms read
+    them (forms.parse_int): click's own int type takes " 1", "1_0" and "١" too."""
+
+    name = "integer"
+
+    def __init__(self, minimum: int = 0, maximum: int = MAX_ID):
+        self.minimum, self.maximum = minimum, maximum
+
+    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
+        if isinstance(value, int):
+            return value
+        number = parse_int(str(value), self.minimum, self.maximum)
+        if number is None:
+            self.fail(
+                f"{value!r} is not a whole number from {self.minimum} to {self.maximum} (digits 0-9).",
+                param,
+                ctx,
+            )
+        return number
 
 
 def _fail(message: str) -> None:
@@ -93,13 +117,22 @@ def create_user(
     help="Space-separated scopes (default: all four: devices:read devices:write samples:read samples:write).",
 )
 @click.option(
-    "--expires-in-days", type=click.IntRange(1, 3650), default=None, help="Expiry in days (default: never)."
+    "--expires-in-days",
+    type=Digits(1, 3650),
+    default=DEFAULT_TOKEN_EXPIRY_DAYS,
+    show_default=True,
+    help="Expiry in days (the dashboard's default too).",
 )
-def create_token(email: str, name: str, scope: str | None, expires_in_days: int | None) -> None:
+@click.option("--no-expiry", is_flag=True, help="A token that never expires (the dashboard's “Never”).")
+def create_token(email: str, name: str, scope: str | None, expires_in_days: int, no_expiry: bool) -> None:
     """Create a personal access token; it is printed once, alone on the last line."""
+    if no_expiry and _given(click.get_current_context(), "expires_in_days"):
+        _fail("give either --expires-in-days or --no-expiry, not both.")
     user = _user_or_fail(email)
     try:
-        token, plaintext = tokens.create_personal_token(user, name, scope, expires_in_days)
+        token, plaintext = tokens.create_personal_token(
+            user, name, scope, None if no_expiry else expires_in_days
+        )
     except AppError as error:
         _fail(error.description)
     expiry = token.expires_time.isoformat() if token.expires_time else "never"
@@ -124,12 +157,17 @@ def list_tokens(email: str) -> None:
         )
 
 
+def _given(ctx: click.Context, name: str) -> bool:
+    source = ctx.get_parameter_source(name)
+    return source is not None and source != click.core.ParameterSource.DEFAULT
+
+
 def _when(value, empty: str = "") -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC") if value else empty
 
 
 @tokens_cli.command("revoke")
-@click.argument("token_id", type=int)
+@click.argument("token_id", type=Digits(1))
 def revoke_token(token_id: int) -> None:
     """Revoke a personal access token by its id."""
     try:
@@ -142,7 +180,7 @@ def revoke_token(token_id: int) -> None:
 @tokens_cli.command("purge")
 @click.option(
     "--keep-revoked-days",
-    type=click.IntRange(0, 365),
+    type=Digits(0, 365),
     default=7,
     show_default=True,
     help="Keep revoked tokens this long, so reuse of a rotated refresh token is recognised.",
@@ -172,10 +210,10 @@ def maintenance(budget_seconds: float) -> None:
 
 
 @samples_cli.command("simulate")
-@click.option("--metric-id", type=click.IntRange(1), required=True, help="The metric to fill.")
+@click.option("--metric-id", type=Digits(1), required=True, help="The metric to fill.")
 @click.option(
     "--days",
-    type=click.IntRange(1, simulator.MAX_DAYS),
+    type=Digits(1, simulator.MAX_DAYS),
     default=7,
     show_default=True,
     help="Days back from now.",

@@ -21,7 +21,6 @@ from wtforms import (
 from wtforms.validators import (
     AnyOf,
     DataRequired,
-    Email,
     InputRequired,
     Length,
     NumberRange,
@@ -349,15 +348,18 @@ def _password_rule(form: FlaskForm, field: PasswordField) -> None:
         raise ValidationError(problem)
 
 
+def _email_rule(form: FlaskForm, field: StringField) -> None:
+    """The account email rule, defined once in services.accounts.email_problem (the CLI's too)."""
+    problem = _accounts.email_problem(field.data or "")
+    if problem:
+        raise ValidationError(problem)
+
+
 def _email_field() -> StringField:
     return StringField(
         "Email address",
         filters=[_strip],
-        validators=[
-            DataRequired(message="Enter your email address."),
-            Length(max=254, message="Use an email address of at most 254 characters."),
-            Email(message="Enter an email address like name@example.com."),
-        ],
+        validators=[DataRequired(message="Enter your email address."), _email_rule],
     )
 
 
@@ -420,6 +422,9 @@ class MultiCheckboxField(SelectMultipleField):
     option_widget = CheckboxInput()
 
 
+# A new personal access token's lifetime when nobody chooses one: the dashboard's and the CLI's.
+DEFAULT_TOKEN_EXPIRY_DAYS = 30
+
 EXPIRY_CHOICES = [
     SelectChoice("7", "7 days"),
     SelectChoice("30", "30 days"),
@@ -450,7 +455,9 @@ class PersonalTokenForm(OnceForm):
         default=list(PAT_SCOPES),
         validators=[InputRequired(message="Choose at least one permission.")],
     )
-    expires_in_days = SelectField("Expires after", choices=EXPIRY_CHOICES, default="30")
+    expires_in_days = SelectField(
+        "Expires after", choices=EXPIRY_CHOICES, default=str(DEFAULT_TOKEN_EXPIRY_DAYS)
+    )
 
     def expiry_days(self) -> int | None:
         return parse_int(self.expires_in_days.data or "", 1) if self.expires_in_days.data else None

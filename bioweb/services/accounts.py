@@ -7,6 +7,7 @@ import functools
 import zoneinfo
 
 import sqlalchemy as sa
+from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.exc import IntegrityError
 
 from ..errors import Conflict, InvalidInput
@@ -25,6 +26,25 @@ _DUMMY_PASSWORD_HASH = hash_password("bioweb: not a real password")
 
 def normalize_email(email: str) -> str:
     return email.strip().lower()
+
+
+MAX_EMAIL_LENGTH = 254
+
+
+def email_problem(email: str) -> str | None:
+    """Why `email` cannot be an account's address, or None: the sign-up form's rule (at most
+    254 characters, and the syntax check WTForms' Email validator runs, email_validator without
+    DNS), also for `flask users create` and any other caller of create_user."""
+    email = email.strip()
+    if not email:
+        return "Enter your email address."
+    if len(email) > MAX_EMAIL_LENGTH:
+        return f"Use an email address of at most {MAX_EMAIL_LENGTH} characters."
+    try:
+        validate_email(email, check_deliverability=False)
+    except EmailNotValidError:
+        return "Enter an email address like name@example.com."
+    return None
 
 
 def password_problem(password: str) -> str | None:
@@ -59,7 +79,11 @@ def create_user(
     last_name: str = "",
     tenant_name: str | None = None,
 ) -> User:
-    """Create an account. Raises InvalidInput for a bad password, Conflict for a taken email. Commits."""
+    """Create an account. Raises InvalidInput for a bad email or password, Conflict for a taken
+    email. Commits."""
+    problem = email_problem(email)
+    if problem:
+        raise InvalidInput(f"email: {problem}", {"email": [problem]})
     problem = password_problem(password)
     if problem:
         raise InvalidInput(f"password: {problem}", {"password": [problem]})
