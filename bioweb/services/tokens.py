@@ -86,11 +86,18 @@ def list_personal_tokens(user: User) -> list[Token]:
     )
 
 
-def revoke_personal_token(actor: Actor | None, token_id: int) -> Token:
-    """Revoke a PAT (idempotent). `actor` None means an operator (CLI). Raises NotFound. Commits."""
+def get_personal_token(actor: Actor | None, token_id: int) -> Token:
+    """One PAT of `actor` (None: an operator, any user's). Raises NotFound, also for another
+    user's token. Does not commit."""
     token = db.session.get(Token, token_id) if 0 < token_id <= MAX_ID else None
     if token is None or token.kind != TokenKind.PERSONAL or (actor is not None and token.user_id != actor.id):
         raise NotFound(f"There is no personal access token with id {token_id}.")
+    return token
+
+
+def revoke_personal_token(actor: Actor | None, token_id: int) -> Token:
+    """Revoke a PAT (idempotent). `actor` None means an operator (CLI). Raises NotFound. Commits."""
+    token = get_personal_token(actor, token_id)
     if token.revoked_time is None:
         token.revoked_time = utcnow()
         db.session.commit()

@@ -74,6 +74,13 @@ def create() -> ResponseReturnValue:
     )
 
 
+@bp.get("/<int:token_id>/revoke")
+def confirm_revoke(token_id: int) -> str:
+    """Ask before revoking: whatever uses the token is refused from its next request, and a
+    revoked token cannot be brought back. Another user's token is a 404."""
+    return render_template("tokens/revoke.html", token=tokens.get_personal_token(current_actor(), token_id))
+
+
 @bp.post("/<int:token_id>/revoke")
 def revoke(token_id: int) -> Response:
     """Revoke one of the user's tokens (idempotent); another user's is a 404. Commits via the service."""
