@@ -371,12 +371,10 @@ class OnceForm(FlaskForm):
 
 
 class SignupForm(FlaskForm):
+    """Fields in the order of the page (templates/auth/signup.html), so the error summary,
+    which lists them in declaration order, reads as the form does."""
+
     email = _email_field()
-    password = PasswordField(
-        "Password",
-        validators=[DataRequired(message="Choose a password."), _password_rule],
-        description="At least 12 characters. A few random words are easy to remember and hard to guess.",
-    )
     first_name = StringField(
         "First name",
         filters=[_strip],
@@ -392,6 +390,11 @@ class SignupForm(FlaskForm):
             DataRequired(message="Enter your last name."),
             Length(max=100, message="Use at most 100 characters."),
         ],
+    )
+    password = PasswordField(
+        "Password",
+        validators=[DataRequired(message="Choose a password."), _password_rule],
+        description="At least 12 characters. A few random words are easy to remember and hard to guess.",
     )
 
 
