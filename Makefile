@@ -45,14 +45,18 @@ format: install
 	$(VENV)/bin/ruff format bioweb tests bench app.py
 	$(VENV)/bin/ruff check --fix bioweb tests bench app.py
 
-# Browser libraries (uPlot, the dashboard's charts) come from npm at the exact versions of
-# vendor/package.json. The pin lives there, with vendor/package-lock.json, rather than in a
-# variable here: `npm ci` then checks each tarball against the lockfile's sha512 integrity
-# hash, so a re-fetch is verified, and a version bump is one `npm install uplot@X
-# --package-lock-only` in vendor/ (Dependabot and `npm outdated` read the same files).
+# Browser libraries (uPlot for the dashboard's charts, Swagger UI for /api/docs) come from npm
+# at the exact versions of vendor/package.json. The pin lives there, with
+# vendor/package-lock.json, rather than in a variable here: `npm ci` then checks each tarball
+# against the lockfile's sha512 integrity hash, so a re-fetch is verified, and a version bump
+# is one `npm install uplot@X --package-lock-only` in vendor/ (Dependabot and `npm outdated` read the same files).
 # The built files, the licence and a VERSION land in static/vendor/ and are committed:
 # `make run` on a fresh machine needs no Node. Only this target needs Node and npm.
 VENDOR_UPLOT := static/vendor/uplot
+# Swagger UI (the /api/docs reference page): the browser bundle and its stylesheet, with the
+# Apache-2.0 LICENSE and NOTICE and the licences of the code the bundle contains. Not the
+# standalone preset (its logo is an inline <style>, which the CSP refuses) nor the source maps.
+VENDOR_SWAGGER := static/vendor/swagger-ui
 
 vendor:  ## re-fetch the pinned browser libraries (needs node and npm) into static/vendor/
 	@command -v npm >/dev/null || { echo "make vendor needs npm (Node.js 18 or later)"; exit 1; }
@@ -72,4 +76,21 @@ vendor:  ## re-fetch the pinned browser libraries (needs node and npm) into stat
 	  "Do not edit these files: the version is pinned in vendor/package.json and" \
 	  "vendor/package-lock.json (with its integrity hash); run make vendor to fetch it again." \
 	  > $(VENDOR_UPLOT)/NOTICE; \
-	echo "uPlot $$version -> $(VENDOR_UPLOT)"
+	echo "uPlot $$version -> $(VENDOR_UPLOT)"; \
+	src="$$tmp/node_modules/swagger-ui-dist"; \
+	version=$$(node -p "require('$$src/package.json').version"); \
+	rm -rf $(VENDOR_SWAGGER) && mkdir -p $(VENDOR_SWAGGER); \
+	cp "$$src/swagger-ui-bundle.js" "$$src/swagger-ui-bundle.js.LICENSE.txt" "$$src/swagger-ui.css" \
+	  "$$src/LICENSE" "$$src/NOTICE" $(VENDOR_SWAGGER)/; \
+	echo "$$version" > $(VENDOR_SWAGGER)/VERSION; \
+	printf '%s\n' \
+	  "Swagger UI $$version (Apache License 2.0, see LICENSE and NOTICE), by SmartBear Software:" \
+	  "https://github.com/swagger-api/swagger-ui. The licences of the libraries bundled into" \
+	  "swagger-ui-bundle.js are in swagger-ui-bundle.js.LICENSE.txt." \
+	  "From the npm package swagger-ui-dist@$$version (https://www.npmjs.com/package/swagger-ui-dist)," \
+	  "files unchanged: swagger-ui-bundle.js, swagger-ui.css. static/docs/docs.js starts it." \
+	  "" \
+	  "Do not edit these files: the version is pinned in vendor/package.json and" \
+	  "vendor/package-lock.json (with its integrity hash); run make vendor to fetch it again." \
+	  > $(VENDOR_SWAGGER)/SOURCE.txt; \
+	echo "Swagger UI $$version -> $(VENDOR_SWAGGER)"

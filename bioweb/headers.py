@@ -13,6 +13,15 @@ from flask.sessions import SecureCookieSessionInterface, SessionMixin
 from .errors import wants_json
 
 # No inline script and no inline style anywhere: everything comes from /static.
+#
+# The API reference (/api/docs) runs under this same policy, nothing added: Swagger UI
+# (static/vendor/swagger-ui) starts from a script file (static/docs/docs.js), not an inline
+# script, so script-src 'self' holds, with no 'unsafe-eval'; its stylesheet is a file
+# (style-src 'self': the styles React sets on elements are CSSOM property writes, which a CSP
+# does not govern, and the standalone preset with its inline <style> is not served); its icons
+# are data: SVGs in that stylesheet (img-src data:); it fetches /api/v1/openapi.json and sends
+# "Try it out" requests to this origin only (connect-src 'self'; docs.js puts the page's own
+# origin first among the servers). tests/test_browser_docs.py fails on any CSP violation there.
 CONTENT_SECURITY_POLICY = "; ".join(
     [
         "default-src 'self'",
