@@ -48,17 +48,35 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     return app
 
 
-class IdConverter(IntegerConverter):
-    """`<int:...>` in every route: ASCII digits for 1..MAX_ID, so an id no column can hold is a
-    plain 404. Werkzeug's own matches `\\d+`, which takes any script's digits ("/devices/١" was
-    device 1), and reads them with int() (see forms.parse_int)."""
+def digits_up_to(limit: int) -> str:
+    """A regular expression matching the decimal numbers 1..`limit` (ASCII digits, leading zeros
+    allowed), so a route's pattern itself refuses what its converter would."""
+    text = str(limit)
+    parts = [f"[1-9][0-9]{{0,{len(text) - 2}}}"] if len(text) > 1 else []
+    for i, digit in enumerate(text):
+        low, high = (1 if i == 0 else 0), int(digit) - 1
+        if high >= low:
+            rest = len(text) - i - 1
+            choice = f"[{low}-{high}]" if high > low else str(low)
+            parts.append(text[:i] + choice + (f"[0-9]{{{rest}}}" if rest else ""))
+    parts.append(text)
+    return "0*(?:" + "|".join(parts) + ")"
 
-    regex = r"[0-9]+"
+
+class IdConverter(IntegerConverter):
+    """`<int:...>` in every route: 1..MAX_ID in ASCII digits, else a plain 404.
+
+    Werkzeug's own matches `\\d+`, which takes any script's digits ("/devices/١" was device 1),
+    and checks its range only after the route matched, so an id out of range answered 405 where
+    another method shares the path (POST /devices/0/authorize: "Allow: GET"). Here the pattern
+    carries the range and to_python reads through forms.parse_int.
+    """
 
     def __init__(self, url_map, **kwargs):
         kwargs.setdefault("min", 1)
         kwargs.setdefault("max", MAX_ID)
         super().__init__(url_map, **kwargs)
+        self.regex = digits_up_to(self.max) if self.min == 1 and self.max else r"[0-9]+"
 
     def to_python(self, value: str) -> int:
         number = parse_int(value, self.min if self.min is not None else 0, self.max or MAX_ID)

@@ -24,7 +24,6 @@ from wtforms.validators import (
     InputRequired,
     Length,
     NumberRange,
-    Optional,
     StopValidation,
     ValidationError,
 )
@@ -61,6 +60,17 @@ def _strip(value):
             raise ValueError("Must not contain NUL characters.")
         return value.strip()
     return value
+
+
+class Omitted:
+    """Like Optional, but only a field that is not there at all skips the other checks: an
+    empty value ("?device_id=") is not a number, so its conversion error stands (Optional
+    takes it for omitted)."""
+
+    def __call__(self, form, field) -> None:
+        if not field.raw_data and field.data is None:
+            field.errors[:] = []
+            raise StopValidation()
 
 
 class IdRange:
@@ -279,7 +289,7 @@ class ListMetricsForm(PageForm):
 
     device_id = DigitsField(
         "device_id",
-        validators=[Optional(), IdRange(1, message=f"must be a device id, from 1 to {MAX_ID}.")],
+        validators=[Omitted(), IdRange(1, message=f"must be a device id, from 1 to {MAX_ID}.")],
         description="Only this device's metrics.",
     )
 
