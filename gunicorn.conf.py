@@ -59,3 +59,27 @@ errorlog = "-"
 # request line, headers (Authorization), referer or bodies. Timing in milliseconds.
 access_log_format = '%(h)s %(t)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'
 proc_name = "bioweb"
+
+
+def _rate_limits_counted_in_memory() -> bool:
+    """Whether the app counts rate limits in each process's memory (bioweb/config.py's defaults:
+    limits on, RATELIMIT_STORAGE_URI memory://). Read from the environment here, so the master
+    process never imports the app."""
+    enabled = os.environ.get("RATELIMIT_ENABLED", "").strip().lower()
+    if enabled and enabled not in {"1", "true", "yes", "on"}:
+        return False
+    return (os.environ.get("RATELIMIT_STORAGE_URI", "") or "memory://").startswith("memory://")
+
+
+def when_ready(server):
+    """At start: with several workers and in-memory rate-limit storage, each worker counts alone,
+    so every limit (failed passwords, /token) lets through about `workers` times its number."""
+    workers = server.cfg.workers
+    if workers > 1 and _rate_limits_counted_in_memory():
+        server.log.warning(
+            "bioweb: %d workers count rate limits in memory, each alone: every limit (failed "
+            "password checks, /token) is in effect %d times as high. Set RATELIMIT_STORAGE_URI "
+            "to redis://host:6379/0 to share one count.",
+            workers,
+            workers,
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from .errors import json_error, register_error_handlers
 from .extensions import FastJSONProvider, csrf, db, limiter, login_manager
 from .forms import parse_int
 from .models import MAX_ID
-from .security import install_log_redaction, load_user
+from .security import install_log_redaction
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -106,8 +107,10 @@ def register_extensions(app: Flask) -> None:
     db.init_app(app)
     with app.app_context():
         reads.init_app(app)
-    login_manager.init_app(app)
-    login_manager.user_loader(load_user)
+    login_manager.init_app(app)  # its user loader: bioweb.views.auth.load_user
+    # Flask never accepts a signed session cookie older than a dashboard session may live
+    # (the session's own row decides sooner: services.sessions).
+    app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(days=app.config["BIOWEB_SESSION_MAX_DAYS"])
     login_manager.login_view = "auth.login"
     csrf.init_app(app)
     limiter.init_app(app)

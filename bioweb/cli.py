@@ -14,7 +14,7 @@ from .errors import AppError
 from .extensions import db
 from .forms import DEFAULT_TOKEN_EXPIRY_DAYS, parse_int
 from .models import MAX_ID
-from .services import accounts, metrics, simulator, tokens
+from .services import accounts, metrics, sessions, simulator, tokens
 from .services.events import OPERATOR
 
 users_cli = AppGroup("users", help="Manage user accounts.")
@@ -202,11 +202,16 @@ def purge_tokens(keep_revoked_days: int) -> None:
 @with_appcontext
 def maintenance(budget_seconds: float) -> None:
     """Finish deleting metrics whose samples a delete request left behind, a bounded batch per
-    transaction, and purge expired and long-revoked tokens. Run it from cron (every few minutes
-    is fine: it does nothing when nothing waits)."""
+    transaction, purge expired and long-revoked tokens and ended dashboard sessions (idle too
+    long or past their lifetime). Run it from cron (every few minutes is fine: it does nothing
+    when nothing waits)."""
     finished, pending = metrics.purge_deleted_metrics(budget_seconds)
     removed = tokens.purge()
-    click.echo(f"Deleted metrics finished: {finished}; still pending: {pending}. Purged {removed} tokens.")
+    ended = sessions.purge()
+    click.echo(
+        f"Deleted metrics finished: {finished}; still pending: {pending}. Purged {removed} tokens"
+        f" and {ended} ended sessions."
+    )
 
 
 @samples_cli.command("simulate")

@@ -98,7 +98,19 @@ def load(instance_path: str) -> dict[str, Any]:
         # (client id, client address) and per client address; successful requests spend nothing.
         "BIOWEB_TOKEN_RATELIMIT_PER_CLIENT": env("BIOWEB_TOKEN_RATELIMIT_PER_CLIENT", "30/minute"),
         "BIOWEB_TOKEN_RATELIMIT_PER_IP": env("BIOWEB_TOKEN_RATELIMIT_PER_IP", "300/minute"),
-        "BIOWEB_LOGIN_RATELIMIT": env("BIOWEB_LOGIN_RATELIMIT", "10/minute"),
+        # Sign-ups per client address (every attempt counts).
+        "BIOWEB_SIGNUP_RATELIMIT": env("BIOWEB_SIGNUP_RATELIMIT", "10/minute"),
+        # Failed password checks (log in, change password), counted per (account, client
+        # address) and per client address; never per account alone, which would let anyone
+        # lock a person out. Successful checks spend nothing (bioweb/passwordlimits.py).
+        "BIOWEB_PASSWORD_RATELIMIT_PER_ACCOUNT": env(
+            "BIOWEB_PASSWORD_RATELIMIT_PER_ACCOUNT", "10/minute;50/hour"
+        ),
+        "BIOWEB_PASSWORD_RATELIMIT_PER_IP": env("BIOWEB_PASSWORD_RATELIMIT_PER_IP", "30/minute;300/hour"),
+        # Dashboard sessions (user_sessions rows) end after this long without a request, and
+        # at the latest this many days after sign-in.
+        "BIOWEB_SESSION_IDLE_MINUTES": int(env("BIOWEB_SESSION_IDLE_MINUTES", str(7 * 24 * 60))),
+        "BIOWEB_SESSION_MAX_DAYS": int(env("BIOWEB_SESSION_MAX_DAYS", "30")),
         # Sample submissions per device (its own token) or per person (a PAT).
         "BIOWEB_SAMPLE_RATELIMIT": env("BIOWEB_SAMPLE_RATELIMIT", "600/minute"),
         # werkzeug method string for new password hashes; verifying reads the method from the hash.

@@ -147,6 +147,13 @@ def _too_large(people: bool = False) -> str:
     return f"The request body is too large; the limit here is {size}."
 
 
+def _duration(seconds: int) -> str:
+    """'1 second', '45 seconds', '3 minutes' (rounded up: never sooner than the limit allows)."""
+    if seconds < 120:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    return f"{math.ceil(seconds / 60)} minutes"
+
+
 def handle_rate_limited(error: RateLimitExceeded):
     """429 with Retry-After: the seconds until the breached window resets."""
     from .extensions import limiter
@@ -156,7 +163,9 @@ def handle_rate_limited(error: RateLimitExceeded):
     if current:  # the seconds until the window resets, never more than the window itself
         retry_after = min(max(1, math.ceil(current.reset_at - time.time())), current.limit.get_expiry())
     headers = {"Retry-After": str(retry_after)}
-    message = f"Too many requests; try again in {retry_after} seconds."
+    message = f"Too many requests; try again in {_duration(retry_after)}."
+    if error.limit.error_message:  # the limit's own words (what was limited), then when to retry
+        message = f"{error.description} Try again in {_duration(retry_after)}."
     if wants_json():
         return json_error(429, "too_many_requests", message, headers=headers)
     return _html_error(429, message, headers)

@@ -82,7 +82,8 @@ class User(db.Model):
     password_hash: Mapped[str] = mapped_column(sa.String(255))
     first_name: Mapped[str] = mapped_column(sa.String(100), default="")
     last_name: Mapped[str] = mapped_column(sa.String(100), default="")
-    # Bumped when the password changes: sessions carry it, so older sessions stop working.
+    # Counts password changes. Sessions once carried it; they are user_sessions rows now, and
+    # a password change deletes the others (services.accounts.change_password).
     session_version: Mapped[int] = mapped_column(default=1)
     # Kept beside the devices so `count` on a list of a million devices is one row read.
     device_count: Mapped[int] = mapped_column(default=0)
@@ -99,6 +100,55 @@ class User(db.Model):
 
     def get_id(self) -> str:
         return f"{self.id}:{self.session_version}"
+
+
+class UserSession(db.Model):
+    """One signed-in browser: made at sign-in, named by the session cookie, deleted at sign-out.
+
+    The cookie carries the row's id and a random key; only the key's SHA-256 digest is stored,
+    so a copy of the table opens no session. A session ends when it is deleted (sign-out,
+    "sign out everywhere else", a password change), after BIOWEB_SESSION_IDLE_MINUTES without
+    a request (`last_seen_time`, written at most once a minute) or at `expires_time`, whatever
+    happens first; `flask maintenance` deletes the ended ones.
+    """
+
+    __tablename__ = "user_sessions"
+    __table_args__ = (sa.Index("ix_user_sessions_user_id_id", "user_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
+    key_digest: Mapped[str] = mapped_column(sa.String(64))
+    # What the person sees in the list of their sessions: the browser (User-Agent, cut to
+    # 200 characters) and the address it signed in from.
+    user_agent: Mapped[str] = mapped_column(sa.String(200), default="")
+    ip: Mapped[str | None] = mapped_column(sa.String(45))
+    created_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The absolute end (BIOWEB_SESSION_MAX_DAYS after sign-in), however active the session.
+    # Indexed for the purge; last_seen_time is not, so its once-a-minute updates touch no index.
+    expires_time: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+def search_key(text: str) -> str:
+    """The sort and search key of a name, code or product: NFKC-normalised and case-folded
+    ("Ängla's Watch" and "ÄNGLA'S WATCH" alike). Search terms are folded the same way."""
+    return unicodedata.normalize("NFKC", text).casefold()
+
+
+def _folded(column: str) -> Callable[[Any], str]:
+    """A key column's default: the search key of `column` in the same INSERT ("" without a
+    statement to read it from, as in a bulk load that writes the key itself)."""
+
+    def default(context: Any) -> str:
+        value = context.get_current_parameters().get(column) if context is not None else None
+        return search_key(value or "")
+
+    return default
+
+
+def KeyString(length: int) -> sa.types.TypeEngine[str]:  # noqa: N802 (a column type, named like one)
+    """A key column's type: compared byte by byte (code point order) on both databases."""
+    return sa.String(length).with_variant(sa.String(length, collation="C"), "postgresql")
 
 
 class Device(db.Model):

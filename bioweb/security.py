@@ -18,6 +18,7 @@ PAT_PREFIX = "bcp_"
 ACCESS_PREFIX = "bcd_"
 REFRESH_PREFIX = "bcr_"
 SECRET_PREFIX = "bcs_"
+SESSION_PREFIX = "bcw_"  # the key of a dashboard (web) session, in its cookie only
 
 _SECRET_BYTES = 32  # 256 bits of entropy in every token and client secret
 
@@ -26,14 +27,18 @@ _SECRET_BYTES = 32  # 256 bits of entropy in every token and client secret
 DUMMY_DIGEST = hashlib.sha256(b"bioweb: no such client").hexdigest()
 
 
-def hash_password(password: str) -> str:
-    """A salted hash by the app's BIOWEB_PASSWORD_HASH_METHOD (a werkzeug method string);
-    "scrypt", werkzeug's full cost, by default and outside an app context. Passwords are
-    low-entropy, so production keeps the slow hash; the test suite sets a cheap one."""
-    method = (
+def password_hash_method() -> str:
+    """The app's BIOWEB_PASSWORD_HASH_METHOD (a werkzeug method string); "scrypt", werkzeug's
+    full cost, by default and outside an app context."""
+    return (
         current_app.config.get("BIOWEB_PASSWORD_HASH_METHOD") if has_app_context() else None
     ) or DEFAULT_PASSWORD_HASH_METHOD
-    return generate_password_hash(password, method=method)
+
+
+def hash_password(password: str) -> str:
+    """A salted hash by password_hash_method(). Passwords are low-entropy, so production keeps
+    the slow hash; the test suite sets a cheap one."""
+    return generate_password_hash(password, method=password_hash_method())
 
 
 def check_password(password_hash: str, password: str) -> bool:
@@ -65,7 +70,7 @@ def digest_matches(secret: str, expected_digest: str) -> bool:
     return hmac.compare_digest(digest(secret), expected_digest)
 
 
-_CREDENTIAL = re.compile(r"\b(bc[pdrs]_)[A-Za-z0-9_\-]{8,}")
+_CREDENTIAL = re.compile(r"\b(bc[pdrsw]_)[A-Za-z0-9_\-]{8,}")
 
 
 def redact(text: str) -> str:
@@ -102,19 +107,3 @@ def install_log_redaction() -> None:
 
     make_record.bioweb_redacting = True  # type: ignore[attr-defined]
     logging.setLogRecordFactory(make_record)
-
-
-def load_user(session_id: str):
-    """Flask-Login loader. The session id is 'user_id:session_version', so a password
-    change (which bumps the version) ends every session made before it."""
-    import sqlalchemy as sa
-
-    from .extensions import db
-    from .models import User
-
-    user_id, _, version = session_id.partition(":")
-    if not (user_id.isdigit() and version.isdigit()):
-        return None
-    return db.session.scalar(
-        sa.select(User).where(User.id == int(user_id), User.session_version == int(version))
-    )

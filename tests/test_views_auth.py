@@ -3,6 +3,8 @@ rate limits, security headers and the error pages."""
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 import sqlalchemy as sa
 from flask import abort
@@ -198,7 +200,8 @@ def test_login_renews_the_session(client):
     log_in(client)
     with client.session_transaction() as session:
         assert "planted" not in session and "_once" not in session
-        assert session["_user_id"].startswith("1:")
+        # The cookie names a server-side session (tests/test_sessions.py), by id and key.
+        assert session["_user_id"].startswith("1:bcw_")
 
 
 def test_logged_in_people_skip_the_login_and_signup_forms(client):
@@ -245,7 +248,8 @@ def test_forms_with_the_pages_csrf_token_work_and_logout_needs_one(csrf_app):
 
 @pytest.fixture
 def limited_app(database_url):
-    with app_with_database(database_url, RATELIMIT_ENABLED=True, BIOWEB_LOGIN_RATELIMIT="3/minute") as app:
+    limits = {"BIOWEB_PASSWORD_RATELIMIT_PER_ACCOUNT": "3/minute", "RATELIMIT_KEY_PREFIX": uuid.uuid4().hex}
+    with app_with_database(database_url, RATELIMIT_ENABLED=True, **limits) as app:
         yield app
 
 

@@ -9,19 +9,31 @@ import zoneinfo
 import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.exc import IntegrityError
+from werkzeug.security import generate_password_hash
 
 from ..errors import Conflict, InvalidInput
 from ..extensions import db
 from ..models import Tenant, User
 from ..readmodels import AccountView
-from ..security import check_password, hash_password
-from . import Actor
+from ..security import check_password, hash_password, password_hash_method
+from . import Actor, sessions
 
 DEFAULT_TENANT = "default"
 MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 128
-# Checked against when the email is unknown, so both paths cost one scrypt verification.
-_DUMMY_PASSWORD_HASH = hash_password("bioweb: not a real password")
+
+
+class WrongPassword(InvalidInput):
+    """The password given for a signed-in account's check is not its password (the views count
+    these failures against the password-check limits)."""
+
+
+@functools.cache
+def _dummy_password_hash(method: str) -> str:
+    """A hash made the way real ones are, checked against when the email is unknown, so both
+    paths cost one verification at the configured cost (an answer's timing does not tell
+    whether an account exists)."""
+    return generate_password_hash("bioweb: not a real password", method=method)
 
 
 def normalize_email(email: str) -> str:
@@ -114,19 +126,28 @@ def get_user_by_email(email: str) -> User | None:
     return db.session.scalar(sa.select(User).where(User.email == normalize_email(email)))
 
 
+def prepare_dummy_hash() -> None:
+    """Make the unknown-email hash for the configured method now (at app start), not during
+    the first login with an unknown email, whose answer would then take longer."""
+    _dummy_password_hash(password_hash_method())
+
+
 def authenticate(email: str, password: str) -> User | None:
     """The user whose email and password match, or None. Same cost whether or not the email exists."""
     user = get_user_by_email(email)
     if user is None:
-        check_password(_DUMMY_PASSWORD_HASH, password)
+        check_password(_dummy_password_hash(password_hash_method()), password)
         return None
     return user if check_password(user.password_hash, password) else None
 
 
 def change_password(user: User, current_password: str, new_password: str) -> None:
-    """Set a new password and end every other session. Raises InvalidInput. Commits."""
+    """Set a new password and end every dashboard session of the user (the view signs the
+    asking browser in again on a fresh session, so a copy of its old cookie dies too). Raises
+    WrongPassword for a wrong current password, InvalidInput for an unacceptable new one.
+    Commits."""
     if not check_password(user.password_hash, current_password):
-        raise InvalidInput(
+        raise WrongPassword(
             "current_password: that is not your current password.",
             {"current_password": ["That is not your current password."]},
         )
@@ -135,6 +156,7 @@ def change_password(user: User, current_password: str, new_password: str) -> Non
         raise InvalidInput(f"new_password: {problem}", {"new_password": [problem]})
     user.password_hash = hash_password(new_password)
     user.session_version += 1
+    sessions.delete_sessions(user.id)
     db.session.commit()
 
 

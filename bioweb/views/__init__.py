@@ -33,5 +33,6 @@ def init_app(app: Flask) -> None:
     app.add_template_filter(format_time, "when")
     app.register_error_handler(CSRFError, _csrf_error)
     headers.init_app(app)
+    login_manager.user_loader(auth.load_user)
     login_manager.login_message = "Log in to see that page."
     login_manager.login_message_category = "info"

@@ -1,8 +1,10 @@
-"""The account page: who you are, and your time zone (the day, week, month and year of your
-figures), with the browser's own zone proposed by static/js/account.js."""
+"""The account page: who you are, your time zone (the day, week, month and year of your
+figures, with the browser's own zone proposed by static/js/account.js), and where you are
+logged in, with "log out" for each session and for all but this one."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from itertools import groupby
 
 from flask import Blueprint, flash, redirect, render_template, url_for
@@ -10,7 +12,8 @@ from flask.typing import ResponseReturnValue
 
 from ..errors import InvalidInput
 from ..forms import TimeZoneForm
-from ..services import accounts
+from ..services import accounts, sessions
+from .auth import current_session_id, end_this_session
 from .helpers import apply_service_error, current_actor, signed_in_only
 
 bp = Blueprint("account", __name__)
@@ -35,11 +38,53 @@ def zone_groups() -> list[tuple[str, list[str]]]:
     return [("UTC", ["UTC"])] + [(area, list(names)) for area, names in groupby(ordered, key=_region)]
 
 
+# First match wins: Edge and Opera say "Chrome" too, Chrome says "Safari", iOS says "Mac OS X".
+_BROWSERS = (
+    ("Edg/", "Edge"),
+    ("OPR/", "Opera"),
+    ("Firefox/", "Firefox"),
+    ("Chromium/", "Chromium"),
+    ("Chrome/", "Chrome"),
+    ("Safari/", "Safari"),
+    ("curl/", "curl"),
+)
+_SYSTEMS = (
+    ("iPhone", "iPhone"),
+    ("iPad", "iPad"),
+    ("Android", "Android"),
+    ("Windows", "Windows"),
+    ("CrOS", "ChromeOS"),
+    ("Mac OS X", "macOS"),
+    ("Linux", "Linux"),
+)
+
+
+def describe_browser(user_agent: str) -> str:
+    """'Firefox on Linux', 'Safari on iPhone', ... from a User-Agent; 'Unknown browser' when
+    nothing in it is recognised. For people to tell their sessions apart, not for decisions."""
+    browser = next((name for token, name in _BROWSERS if token in user_agent), None)
+    system = next((name for token, name in _SYSTEMS if token in user_agent), None)
+    if browser and system:
+        return f"{browser} on {system}"
+    return browser or (f"A browser on {system}" if system else "Unknown browser")
+
+
+def _span(duration: timedelta) -> str:
+    """'7 days', '12 hours', '90 minutes': the largest whole unit."""
+    minutes = int(duration.total_seconds() // 60)
+    for size, unit in ((1440, "day"), (60, "hour"), (1, "minute")):
+        if minutes % size == 0:
+            count = minutes // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{minutes} minutes"
+
+
 def _render(form: TimeZoneForm, status: int = 200) -> tuple[str, int]:
     user = current_actor()
     # A re-rendered form keeps what was chosen when it is a zone, else shows the saved one.
     chosen = form.time_zone.data
     selected = chosen if chosen in accounts.time_zones() else user.time_zone
+    this_session = current_session_id()
     return render_template(
         "account/index.html",
         form=form,
@@ -47,6 +92,12 @@ def _render(form: TimeZoneForm, status: int = 200) -> tuple[str, int]:
         zone_groups=zone_groups(),
         saved_zone=user.time_zone,
         selected=selected,
+        # This session first, then the others, the most recently active first.
+        sessions=sorted(sessions.list_sessions(user), key=lambda row: row.id != this_session),
+        this_session=this_session,
+        describe_browser=describe_browser,
+        idle=_span(sessions.idle_timeout()),
+        lifetime=_span(sessions.max_lifetime()),
     ), status
 
 
@@ -71,3 +122,31 @@ def update() -> ResponseReturnValue:
             )
             return redirect(url_for(".index"), code=303)
     return _render(form, 400)
+
+
+@bp.post("/account/sessions/<int:session_id>/end")
+def end_session(session_id: int) -> ResponseReturnValue:
+    """Log one of your sessions out (this one: log out here). Commits via the service."""
+    if session_id == current_session_id():
+        end_this_session()
+        flash("You are logged out.", "info")
+        return redirect(url_for("pages.index"), code=303)
+    if sessions.end_session(current_actor(), session_id):
+        flash("That session is logged out. Its browser will have to log in again.", "success")
+    else:
+        flash("That session had already ended.", "info")
+    return redirect(url_for(".index", _anchor="sessions"), code=303)
+
+
+@bp.post("/account/sessions/end-others")
+def end_other_sessions() -> ResponseReturnValue:
+    """Log out everywhere but here. Commits via the service."""
+    ended = sessions.end_other_sessions(current_actor(), current_session_id())
+    if ended:
+        flash(
+            f"Logged out {ended} other session{'s' if ended != 1 else ''}. This one stays logged in.",
+            "success",
+        )
+    else:
+        flash("You were not logged in anywhere else.", "info")
+    return redirect(url_for(".index", _anchor="sessions"), code=303)
