@@ -129,28 +129,6 @@ class UserSession(db.Model):
     expires_time: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
-def search_key(text: str) -> str:
-    """The sort and search key of a name, code or product: NFKC-normalised and case-folded
-    ("Ängla's Watch" and "ÄNGLA'S WATCH" alike). Search terms are folded the same way."""
-    return unicodedata.normalize("NFKC", text).casefold()
-
-
-def _folded(column: str) -> Callable[[Any], str]:
-    """A key column's default: the search key of `column` in the same INSERT ("" without a
-    statement to read it from, as in a bulk load that writes the key itself)."""
-
-    def default(context: Any) -> str:
-        value = context.get_current_parameters().get(column) if context is not None else None
-        return search_key(value or "")
-
-    return default
-
-
-def KeyString(length: int) -> sa.types.TypeEngine[str]:  # noqa: N802 (a column type, named like one)
-    """A key column's type: compared byte by byte (code point order) on both databases."""
-    return sa.String(length).with_variant(sa.String(length, collation="C"), "postgresql")
-
-
 class Device(db.Model):
     __tablename__ = "devices"
     __table_args__ = (
