@@ -42,9 +42,11 @@ class Watched:
         page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
         page.on(
             "response",
-            lambda r: self.problems.append(f"{r.status} for {r.url}")
-            if r.request.resource_type != "document" and r.status >= 400
-            else None,
+            lambda r: (
+                self.problems.append(f"{r.status} for {r.url}")
+                if r.request.resource_type != "document" and r.status >= 400
+                else None
+            ),
         )
 
     def _console(self, message) -> None:
