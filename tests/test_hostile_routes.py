@@ -2,8 +2,8 @@
 
 One test per rule and method of `app.url_map` (so a route added later is walked too), on SQLite
 and PostgreSQL, each on a fresh database with a person, their full-scope personal access
-token, a test-mode device with a metric and a sample, and a spare token. Each hostile value
-goes, one place at a time:
+token, a live device with a metric and a sample, a test-mode device with a metric (for the
+simulator) and a spare token. Each hostile value goes, one place at a time:
 
 - into every path segment (an `<int:...>` segment must answer 404);
 - into every query parameter the route knows: those its code reads (recorded through the
@@ -18,7 +18,9 @@ Dashboard routes are walked signed in (session), and again signed out where a si
 person may use them (sign-up, log-in, ...); API routes with the token in a bearer header;
 the OAuth endpoints with the device's client credentials in the body. No answer may be a
 5xx; a 4xx is in the JSON error shape under the JSON URL space (and from the pages' JSON
-routes), an HTML page elsewhere.
+routes), an HTML page elsewhere; an integer of the API (by the OpenAPI document) is accepted
+only in ASCII digits (a JSON number in a JSON body) and in its range; a signed-in walk never
+lands on the login page.
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ from werkzeug.routing import Rule
 from wtforms import IntegerField
 from wtforms.fields.core import UnboundField
 
-from bioweb import digits_up_to, forms
+from bioweb import digits_up_to
+from bioweb import forms as bioweb_forms
 from bioweb.errors import JSON_PATHS, JSON_PREFIXES
 from bioweb.extensions import db
 from bioweb.forms import parse_int
@@ -387,6 +390,7 @@ class Session:
     def __init__(self, world: World, signed_in: bool):
         self.world, self.is_signed_in = world, signed_in
         self.client = world.signed_in() if signed_in else world.signed_out()
+        self.bounced: list[str] = []  # signed-in requests sent to the login page even when sent again
 
     def send(
         self,
@@ -399,7 +403,10 @@ class Session:
             client = self.client if self.is_signed_in else self.world.signed_out()
             extra = prepare(client) if prepare else {}
             response = client.open(path, method=method, **kwargs, **extra)
-            if not (self.is_signed_in and _login_redirect(response)) or attempt:
+            if not (self.is_signed_in and _login_redirect(response)):
+                return response
+            if attempt:
+                self.bounced.append(f"{method} {path}")
                 return response
             response.close()
             self.client = self.world.signed_in()
@@ -409,7 +416,7 @@ class Session:
 def _crawl(world: World, session: Session) -> tuple[dict[str, list[Form]], dict[str, dict[str, str]]]:
     """The forms posting to each endpoint and, for each endpoint, the query of the links to it,
     from every page a GET route of the dashboard answers (valid path values)."""
-    forms: dict[str, list[Form]] = {}
+    found: dict[str, list[Form]] = {}
     queries: dict[str, dict[str, str]] = {}
     for rule in world.app.url_map.iter_rules():
         if "GET" not in rule.methods or rule.rule.startswith(("/api/", "/static/")):
@@ -435,8 +442,8 @@ def _crawl(world: World, session: Session) -> tuple[dict[str, list[Form]], dict[
                 endpoint, _ = world.adapter.match(urlsplit(form.action).path, method=form.method)
             except HTTPException:
                 continue
-            forms.setdefault(endpoint, []).append(form)
-    return forms, queries
+            found.setdefault(endpoint, []).append(form)
+    return found, queries
 
 
 def _probe(walk: Walk, session: Session) -> tuple[set[str], set[str]]:
@@ -474,11 +481,11 @@ def _walk_dashboard(walk: Walk, signed_in: bool) -> None:
     probe.close()
     if not signed_in and not usable:
         return  # a signed-in person's route: walked signed in
-    forms, queries = _crawl(world, session)
+    pages_forms, queries = _crawl(world, session)
     args, fields = _probe(walk, session)
     query_names = sorted(args | set(queries.get(endpoint, {})))
     base_query = dict(queries.get(endpoint, {}))
-    own_forms = [f for f in forms.get(endpoint, []) if f.method == method]
+    own_forms = [f for f in pages_forms.get(endpoint, []) if f.method == method]
     form = own_forms[0] if own_forms else None
     field_names = sorted(fields | set(form.names if form else ()))
     mode = "signed in" if signed_in else "signed out"
@@ -526,7 +533,7 @@ def _walk_dashboard(walk: Walk, signed_in: bool) -> None:
                 walk.check(f"{mode}, field {name}={value!r}", response, path)
     # Every name this walk knows, all at once.
     every = set(query_names) | set(field_names) | {n for q in queries.values() for n in q}
-    every |= {n for fs in forms.values() for f in fs for n in f.names}
+    every |= {n for fs in pages_forms.values() for f in fs for n in f.names}
     for value in HOSTILE:
         query = {name: value for name in every}
         response = session.send(
@@ -536,6 +543,7 @@ def _walk_dashboard(walk: Walk, signed_in: bool) -> None:
             query_string=query,
         )
         walk.check(f"{mode}, every name={value!r}", response, path)
+    walk.problems.extend(f"{mode}: sent to the login page: {request}" for request in session.bounced)
 
 
 def _integer(schema: dict[str, Any]) -> dict[str, Any] | None:
@@ -770,11 +778,11 @@ def test_every_integer_field_reads_ascii_digits():
     """WTForms' IntegerField reads with int() (" 1", "1_0", "١"); every form's integer is a DigitsField."""
     loose = [
         f"{form.__name__}.{name}"
-        for form in vars(forms).values()
+        for form in vars(bioweb_forms).values()
         if isinstance(form, type) and issubclass(form, FlaskForm)
         for name, field in vars(form).items()
         if isinstance(field, UnboundField)
         and issubclass(field.field_class, IntegerField)
-        and not issubclass(field.field_class, forms.DigitsField)
+        and not issubclass(field.field_class, bioweb_forms.DigitsField)
     ]
     assert not loose, f"plain IntegerField (use forms.DigitsField): {loose}"
