@@ -540,6 +540,52 @@ def test_real_responses_match_the_document(app, spec):
     assert documented <= operations, f"operations never exercised: {documented - operations}"
 
 
+def _examples(holder: dict[str, Any]) -> list[Any]:
+    """The examples of a media type object or a parameter (its own, or its schema's)."""
+    if "example" in holder:
+        return [holder["example"]]
+    if "examples" in holder:
+        return [example["value"] for example in holder["examples"].values()]
+    return list(holder.get("schema", {}).get("examples", []))
+
+
+def test_every_operation_has_examples_that_match_the_document(spec):
+    """Each request body, response body, path parameter and required query parameter carries an
+    example (the reference page shows it; "Try it out" starts from it), and each is valid
+    against its schema. An operation with neither (none today) still has to show one."""
+    check = Checker(spec)
+    missing, invalid = [], []
+    for path, item in spec["paths"].items():
+        for method, operation in item.items():
+            if method.upper() not in METHODS:
+                continue
+            where = f"{method.upper()} {path}"
+            body = operation.get("requestBody", {}).get("content", {})
+            places = [(f"{where} request {mime}", media, media["schema"]) for mime, media in body.items()]
+            for status, response in operation["responses"].items():
+                for mime, media in check._resolve(response).get("content", {}).items():
+                    places.append((f"{where} {status} {mime}", media, media["schema"]))
+            for parameter in item.get("parameters", []) + operation.get("parameters", []):
+                if parameter["in"] == "path" or parameter.get("required"):
+                    places.append((f"{where} parameter {parameter['name']}", parameter, parameter["schema"]))
+            assert places, f"{where} shows no example"
+            for label, holder, schema in places:
+                examples = _examples(holder)
+                if not examples:
+                    missing.append(label)
+                validator = Draft202012Validator(
+                    {
+                        "$schema": "https://json-schema.org/draft/2020-12/schema",
+                        "allOf": [schema],
+                        "components": spec["components"],
+                    },
+                    format_checker=FormatChecker(),
+                )
+                invalid += [f"{label}: {e.message}" for ex in examples for e in validator.iter_errors(ex)]
+    assert missing == [], "no example (add values to bioweb/api/examples.py)"
+    assert invalid == [], "examples that do not match their schema"
+
+
 def test_health_503_matches_the_document(spec, tmp_path):
     """With the database gone, /healthz and the API answer the documented 503 shape."""
     missing = tmp_path / "no-such-dir" / "bioweb.db"

@@ -1,5 +1,6 @@
 """The OpenAPI 3.1 description of /api/v1 and the OAuth endpoints, served at /api/v1/openapi.json,
-and the reference page that renders it at /api/docs (static/docs/, no CDN, no inline script).
+and the reference page that renders it at /api/docs (static/docs/: Swagger UI from
+static/vendor/swagger-ui, started by docs.js; no CDN, no inline script).
 
 Most of the document is derived from the code, so a field is written once:
 - response bodies of /api/v1 from the read models (bioweb.readmodels, msgspec Structs, through
@@ -7,8 +8,10 @@ Most of the document is derived from the code, so a field is written once:
 - request bodies and query parameters from the forms that validate them (`form_schema`, the
   walker beside bind_json), including the fields' descriptions and defaults;
 - the path id from the read models' `Id`, sort fields from the form.
+- an example of every body and path parameter (api/examples.py, from these schemas and a table
+  of values as the API answers them).
 What is written here by hand is what no code knows: operation summaries and descriptions,
-examples, the error answers, and the OAuth endpoints (whose answers Authlib and bioweb.oauth
+the error answers, and the OAuth endpoints (whose answers Authlib and bioweb.oauth
 shape). tests/test_openapi.py keeps it true (it validates as OpenAPI, names every route, and
 real responses match its schemas), and so does tests/test_fuzz.py (schemathesis against a
 live server).
@@ -39,6 +42,7 @@ from ..readmodels import API_MODELS, AccountView, Id, SimulationResult
 from ..services import calculations
 from ..services.samples import SampleBatch, SampleIn
 from .core import bp, form_schema
+from .examples import add_examples
 
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
@@ -488,7 +492,7 @@ def _sample_by_uuid(alias: bool) -> dict[str, Any]:
 
 
 def samples_paths() -> dict[str, Any]:
-    """Metrics and quantity samples (../shared/spec/samples.md)."""
+    """Metrics and quantity samples (docs/samples.md)."""
     return {
         "/api/v1/metrics": {
             "post": {
@@ -557,12 +561,22 @@ def samples_paths() -> dict[str, Any]:
 
 
 def _choice_schema(choices: dict[int, str]) -> dict[str, Any]:
-    return {"oneOf": [{"type": "integer", "enum": list(choices)}, {"type": "string", "enum": list(choices.values())}]}
+    return {
+        "oneOf": [
+            {"type": "integer", "enum": list(choices)},
+            {"type": "string", "enum": list(choices.values())},
+        ]
+    }
 
 
 TIME_PARAMETER = {"type": "string", "examples": ["2024-05-01T00:00:00+02:00", "1714514400000"]}
 CALCULATION_QUERY: list[dict[str, Any]] = [
-    {"name": "metric_id", "in": "query", "description": "One of your metrics (or give sample_type).", "schema": ID},
+    {
+        "name": "metric_id",
+        "in": "query",
+        "description": "One of your metrics (or give sample_type).",
+        "schema": ID,
+    },
     {
         "name": "sample_type",
         "in": "query",
@@ -665,7 +679,12 @@ def account_paths() -> dict[str, Any]:
 
 
 def document(base_url: str) -> dict[str, Any]:
-    """The OpenAPI 3.1 document, with `base_url` as its server."""
+    """The OpenAPI 3.1 document, with `base_url` as its server and an example for every body
+    and path parameter (api/examples.py: built from the schemas, and tested against them)."""
+    return add_examples(_document_without_examples(base_url))
+
+
+def _document_without_examples(base_url: str) -> dict[str, Any]:
     credentials_response = _json(_ref("Credentials"), "The device's client credentials (shown once).")
     return {
         "openapi": "3.1.0",
@@ -677,6 +696,10 @@ def document(base_url: str) -> dict[str, Any]:
                 "Every error under /api/v1 is JSON: "
                 '{"error": code, "error_description": sentence, "fields": {...}} '
                 f"(fields for validation errors only). Ids are integers from {ID['minimum']} to {ID['maximum']}."
+                "\n\nTo try a call on the reference page (/api/docs): **Authorize** with a personal access "
+                "token (bcp_..., from API tokens in the dashboard or `flask tokens create`) or a device's "
+                "access token (bcd_..., from POST /token), then **Try it out** on an operation. The "
+                "requests go to this server, as you."
             ),
         },
         "servers": [{"url": base_url}],
