@@ -1,4 +1,4 @@
-"""Metrics and quantity samples (../shared/spec/samples.md, issue 11), through HTTP, on both
+"""Metrics and quantity samples (docs/samples.md, issue 11), through HTTP, on both
 databases: registering metrics, writing samples (one, batches, idempotency, races within a
 batch, refusals that store nothing), reading them back exactly, scopes, and the PostgreSQL
 storage (hash partitions, real unique keys, 64-bit ids)."""

@@ -1,4 +1,4 @@
-"""Generated samples for test-mode devices (../shared/spec/samples.md, Test mode; issue 12):
+"""Generated samples for test-mode devices (docs/samples.md, Test mode; issue 12):
 POST /api/v1/metric-operations/simulators and `flask samples simulate`, on both databases.
 Refused for live, disabled and other people's devices; plausible values for every type and
 unit (heart rate with a day and a night, steps only while awake in the owner's zone, body

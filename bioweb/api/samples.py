@@ -1,4 +1,4 @@
-"""Metrics and quantity samples (../shared/spec/samples.md): what devices are registered for.
+"""Metrics and quantity samples (docs/samples.md): what devices are registered for.
 
 Metric bodies are bound with the shared WTForms form (the dashboard will register metrics
 too); sample bodies, API-only and up to 1,000 items, are decoded and validated by msgspec

@@ -1,5 +1,5 @@
 """POST /api/v1/metric-operations/simulators: fill a test-mode device's metric with generated
-samples (../shared/spec/samples.md, Test mode; services/simulator.py)."""
+samples (docs/samples.md, Test mode; services/simulator.py)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Calculations: a function of samples per local calendar bucket, from the rollups.
 
-`calculate` answers GET /api/v1/quantity-sample-calculations (../shared/spec/samples.md,
+`calculate` answers GET /api/v1/quantity-sample-calculations (docs/samples.md,
 Calculations) for one metric, or for all of a person's metrics of one sample type:
 
 - The buckets are local: hours, days, ISO weeks, months or years of an IANA time zone, with

@@ -1,4 +1,4 @@
-"""Generated samples for test-mode devices (../shared/spec/samples.md, Test mode): `simulate`
+"""Generated samples for test-mode devices (docs/samples.md, Test mode): `simulate`
 fills one metric of a test-mode device with plausible data over the last N days, so a
 dashboard, a chart or a calculation has something to show within a minute.
 
