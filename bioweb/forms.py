@@ -144,9 +144,25 @@ class DigitsField(IntegerField):
         text = valuelist[0]
         if not (isinstance(text, str) and text.isascii() and text.isdigit()):
             self.data = None
-            raise ValueError(self.invalid_value_message or "Must be a whole number in the digits 0-9.")
+            raise ValueError(self.invalid_value_message or int_message(*self._bounds()))
         value = parse_int(text, 0, MAX_ID)
         self.data = MAX_ID + 1 if value is None else value
+
+    def _bounds(self) -> tuple[int, int]:
+        """The range its IdRange and NumberRange validators allow together (for the message)."""
+        low, high = 0, MAX_ID
+        for validator in self.validators:
+            if isinstance(validator, IdRange):
+                low = max(low, validator.minimum)
+            elif isinstance(validator, NumberRange):
+                low = max(low, int(validator.min)) if validator.min is not None else low
+                high = min(high, int(validator.max)) if validator.max is not None else high
+        return low, high
+
+    def pre_validate(self, form: Any) -> None:
+        # Not a number: that one message, not the range validators' about a missing value too.
+        if self.process_errors:
+            raise StopValidation()
 
 
 S = TypeVar("S", bound=msgspec.Struct)
@@ -214,7 +230,10 @@ class PageForm(FlaskForm):
     limit = DigitsField(
         "limit",
         default=100,
-        validators=[IdRange(), NumberRange(min=1, max=1000, message="must be from 1 to 1000.")],
+        validators=[
+            IdRange(message="must be from 1 to 1000."),
+            NumberRange(min=1, max=1000, message="must be from 1 to 1000."),
+        ],
         description="Page size.",
     )
     sort_order = StringField(

@@ -323,9 +323,10 @@ def test_disable_is_204_and_idempotent(client, token, user, disable):
     ("query", "fragment"),
     [
         ("", "required"),
-        ("?device_id=abc", "integer"),
+        ("?device_id=abc", "whole number from 1 to 2147483647, in the digits 0-9"),
         ("?device_id=0", "device id"),
-        ("?device_id=-4", "device id"),
+        ("?device_id=-4", "whole number from 1 to 2147483647"),  # digits only: no sign
+        ("?device_id=%D9%A1", "in the digits 0-9"),  # "١", which int() reads as 1
     ],
 )
 def test_disable_by_query_validates_device_id(client, token, query, fragment):

@@ -347,7 +347,7 @@ def test_cli_refuses_live_unknown_and_bad_input(runner, client, pat, user):
     result = runner.invoke(args=["samples", "simulate", "--metric-id", "424242"])
     assert result.exit_code == 1 and "no metric with id 424242" in result.output
     result = runner.invoke(args=["samples", "simulate", "--metric-id", str(metric_id), "--days", "400"])
-    assert result.exit_code == 2 and "400 is not in the range 1<=x<=366" in result.output
+    assert result.exit_code == 2 and "'400' is not a whole number from 1 to 366" in result.output
     assert stored(metric_id) == []
 
 

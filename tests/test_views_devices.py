@@ -95,10 +95,10 @@ def test_list_pages_with_an_id_cursor_never_offset(app, web, user):
     assert statements and all(offset == 0 for offset in offsets)
 
 
-def test_list_ignores_a_nonsense_cursor(web, user):
+def test_list_refuses_a_nonsense_cursor_with_a_page_naming_it(web, user):
     make_device(user)
     page = web.get("/devices?after=banana")
-    assert page.status_code == 200 and "iPhone" in page.text
+    assert page.status_code == 400 and "Invalid query parameter after" in page.text
 
 
 # --- Register ------------------------------------------------------------------------------------
