@@ -3,8 +3,10 @@
 `Authorization: Bearer <token>`, by prefix:
 - `bcd_` a device access token: signature, type, issuer, audience and expiry are checked in
   process (bioweb/signing.py); then one primary-key read of the device row: the device must
-  be active and its credential generation the one the token was minted under. That row is
-  the principal's `device`, so a device reading itself costs this one query.
+  be active, its credential generation the one the token was minted under, and the client
+  secret the token was obtained with (its `cs` claim) one the device still holds, unexpired
+  (a removed or expired secret ends its tokens, not the other secret's). That row is the
+  principal's `device`, so a device reading itself costs this one query.
 - `bcp_` a personal access token: one indexed read by digest, joined to its user's tenant;
   not revoked, not expired.
 - anything else, a refresh token (`bcr_`) included, is refused like an unknown token:
@@ -65,6 +67,7 @@ def authenticate(authorization: str | None) -> Principal | Response:
             or device.state != DeviceState.ACTIVE
             or device.credential_generation != claims.generation
             or device.user_id != claims.user_id
+            or not token_service.secret_is_live(device, claims.secret_slot)
         ):
             return _challenge(401, "invalid_token", _INVALID)
         token_service.record_device_activity(device)

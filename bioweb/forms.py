@@ -367,6 +367,49 @@ class SimulatorForm(FlaskForm):
     )
 
 
+class OptionalRange(NumberRange):
+    """NumberRange for an optional field: no value (omitted, null) passes; the form_schema walker
+    documents its bounds like NumberRange's."""
+
+    def __call__(self, form, field) -> None:
+        if field.data is None:
+            return
+        super().__call__(form, field)
+
+
+class DeviceNameForm(FlaskForm):
+    """A device's new name: the body of PATCH /api/v1/device/<id> and the device page's form."""
+
+    name = StringField(
+        "Name",
+        filters=[_strip, lambda value: value or None],
+        validators=[Length(max=100, message="Must be at most 100 characters.")],
+        description="Your own label for the device, such as “Anna’s watch”; null or empty removes it.",
+    )
+
+
+# How long a device's current secret may keep working once a new one is added: 30 days at most.
+MAX_OLD_SECRET_SECONDS = 30 * 24 * 3600
+
+
+class NewSecretForm(FlaskForm):
+    """The body of POST /api/v1/device/<id>/secrets (optional: {} or no body at all)."""
+
+    expires_in = IntegerField(
+        "expires_in",
+        validators=[
+            IdRange(1, message=f"must be from 1 to {MAX_OLD_SECRET_SECONDS} seconds (30 days)."),
+            OptionalRange(
+                min=1,
+                max=MAX_OLD_SECRET_SECONDS,
+                message=f"must be from 1 to {MAX_OLD_SECRET_SECONDS} seconds (30 days).",
+            ),
+        ],
+        description="Seconds until the device's current secret stops working by itself (at most "
+        "2592000: 30 days). Omitted or null: it keeps working until you remove it.",
+    )
+
+
 # --- Dashboard forms (HTML pages only; the API does not bind these) ---------------------------------
 
 
@@ -493,3 +536,74 @@ class PersonalTokenForm(OnceForm):
 
     def expiry_days(self) -> int | None:
         return parse_int(self.expires_in_days.data or "", 1) if self.expires_in_days.data else None
+
+
+# The dashboard's device list: sort choices (value: label, sort field, order), filters, search.
+DEVICE_LIST_SORTS: dict[str, tuple[str, str, str]] = {
+    "newest": ("Newest first", "id", "desc"),
+    "oldest": ("Oldest first", "id", "asc"),
+    "name": ("Name A–Z", "name", "asc"),
+    "name_desc": ("Name Z–A", "name", "desc"),
+    "product": ("Product A–Z", "product_name", "asc"),
+    "active": ("Recently active first", "last_active_time", "desc"),
+}
+
+
+class DeviceListQuery(FlaskForm):
+    """The query string of the dashboard's device list (a GET form: no CSRF token)."""
+
+    class Meta:
+        csrf = False
+
+    q = StringField(
+        "Search",
+        filters=[_strip],
+        validators=[Length(max=100, message="Use at most 100 characters.")],
+        description="The start of a name, model identifier or product, in any case.",
+    )
+    state = SelectField(
+        "State",
+        choices=[
+            SelectChoice("", "Any state"),
+            SelectChoice("active", "Active"),
+            SelectChoice("disabled", "Disabled"),
+        ],
+        default="",
+    )
+    mode = SelectField(
+        "Test mode",
+        choices=[
+            SelectChoice("", "Test and live"),
+            SelectChoice("live", "Live only"),
+            SelectChoice("test", "Test only"),
+        ],
+        default="",
+    )
+    sort = SelectField(
+        "Sort",
+        choices=[SelectChoice(value, label) for value, (label, _, _) in DEVICE_LIST_SORTS.items()],
+        default="newest",
+    )
+
+
+OLD_SECRET_CHOICES = [
+    SelectChoice("", "Until I remove it"),
+    SelectChoice("3600", "1 hour"),
+    SelectChoice("86400", "1 day"),
+    SelectChoice("604800", "7 days"),
+    SelectChoice("2592000", "30 days"),
+]
+
+
+class AddSecretForm(OnceForm):
+    """The device page's "Add a new secret": how long the current secret keeps working."""
+
+    old_expires_in = SelectField(
+        "The current secret keeps working",
+        choices=OLD_SECRET_CHOICES,
+        default="",
+        description="Until you remove it, or for a while: long enough to put the new secret on the device.",
+    )
+
+    def old_seconds(self) -> int | None:
+        return parse_int(self.old_expires_in.data or "", 1) if self.old_expires_in.data else None

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import enum
+import unicodedata
 import uuid as uuid_mod
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -129,6 +131,28 @@ class UserSession(db.Model):
     expires_time: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
+def search_key(text: str) -> str:
+    """The sort and search key of a name, code or product: NFKC-normalised and case-folded
+    ("Ängla's Watch" and "ÄNGLA'S WATCH" alike). Search terms are folded the same way."""
+    return unicodedata.normalize("NFKC", text).casefold()
+
+
+def _folded(column: str) -> Callable[[Any], str]:
+    """A key column's default: the search key of `column` in the same INSERT ("" without a
+    statement to read it from, as in a bulk load that writes the key itself)."""
+
+    def default(context: Any) -> str:
+        value = context.get_current_parameters().get(column) if context is not None else None
+        return search_key(value or "")
+
+    return default
+
+
+def KeyString(length: int) -> sa.types.TypeEngine[str]:  # noqa: N802 (a column type, named like one)
+    """A key column's type: compared byte by byte (code point order) on both databases."""
+    return sa.String(length).with_variant(sa.String(length, collation="C"), "postgresql")
+
+
 class Device(db.Model):
     __tablename__ = "devices"
     __table_args__ = (
@@ -138,8 +162,14 @@ class Device(db.Model):
         sa.Index("ix_devices_user_modified", "user_id", "modified_time", "id"),
         sa.Index("ix_devices_user_last_active", "user_id", "last_active_time", "id"),
         sa.Index("ix_devices_user_manufacturer", "user_id", "manufacturer", "id"),
-        sa.Index("ix_devices_user_code", "user_id", "code", "id"),
         sa.Index("ix_devices_user_state", "user_id", "state", "id"),
+        # The case-folded keys: sorts by name, code and product, and the dashboard's prefix
+        # search (a range on each key), at any depth and any number of devices.
+        sa.Index("ix_devices_user_name_key", "user_id", "name_key", "id"),
+        sa.Index("ix_devices_user_code_key", "user_id", "code_key", "id"),
+        sa.Index("ix_devices_user_product_key", "user_id", "product_key", "id"),
+        # The dashboard's test-mode filter (a few test devices among many live ones).
+        sa.Index("ix_devices_user_test_mode", "user_id", "is_test_mode", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -152,18 +182,48 @@ class Device(db.Model):
     is_test_mode: Mapped[bool] = mapped_column(default=False)
     # The user's own label for the device ("Anna's watch"), optional.
     name: Mapped[str | None] = mapped_column(sa.String(100))
+    # Case-folded sort and search keys of the name ("" without one), the model identifier and
+    # the product (search_key), written with them. Byte order on both databases ("C" collation
+    # on PostgreSQL, SQLite's binary), so a prefix is a range of an index whatever the locale.
+    name_key: Mapped[str] = mapped_column(
+        KeyString(300), default=_folded("name"), server_default=sa.text("''")
+    )
+    code_key: Mapped[str] = mapped_column(
+        KeyString(40), default=_folded("code"), server_default=sa.text("''")
+    )
+    product_key: Mapped[str] = mapped_column(
+        KeyString(120), default=_folded("product_name"), server_default=sa.text("''")
+    )
     state: Mapped[int] = mapped_column(sa.SmallInteger, default=DeviceState.ACTIVE)
     client_id: Mapped[str] = mapped_column(sa.String(32), unique=True)
+    # A device holds one or two client secrets (slots 1 and 2), so its owner can rotate one
+    # without downtime: add a new secret, move the device over, remove (or let expire) the old.
+    # Each slot keeps the SHA-256 digest of its secret ("": empty), when it was added, when it
+    # expires (NULL: never) and its serial: the number an access token's `cs` claim carries.
+    # Serials are odd in slot 1 and even in slot 2 and grow by 2 each time a slot gets a new
+    # secret, so no serial comes back: a token of a removed secret stays dead when a new secret
+    # takes its slot. Everything the bearer check needs is on this row (one primary-key read).
     client_secret_digest: Mapped[str] = mapped_column(sa.String(64))
+    client_secret_serial: Mapped[int] = mapped_column(default=1, server_default="1")
+    client_secret_created_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    client_secret_expires_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    client_secret2_digest: Mapped[str] = mapped_column(
+        sa.String(64), default="", server_default=sa.text("''")
+    )
+    client_secret2_serial: Mapped[int] = mapped_column(default=0, server_default="0")
+    client_secret2_created_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    client_secret2_expires_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Moved by disable, re-authorize and the revocation of a device access token: every
     # signed token carries the generation it was minted under and dies when it moves.
     credential_generation: Mapped[int] = mapped_column(default=1, server_default="1")
     # When the device last got a token at /token, to the hour: /token writes only when the
     # hour changes (activity and the hourly audit row), so a device asking every minute
-    # costs one write an hour.
+    # costs one write an hour. NULL: the device never got a token ("never connected").
     last_token_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     modified_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The published API's field: the registration time until the device first gets a token,
+    # then moved by /token and by its requests (at most once a minute).
     last_active_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     user: Mapped[User] = relationship()
@@ -207,7 +267,10 @@ class EventKind(enum.StrEnum):
     CREDENTIALS_SHOWN = "device.credentials_shown"
     REAUTHORIZED = "device.reauthorized"
     DISABLED = "device.disabled"
-    TOKEN_ISSUED = "token.issued"  # one row per device and hour in which it got tokens
+    RENAMED = "device.renamed"
+    SECRET_ADDED = "secret.added"  # a second client secret (secret_slot says which slot)
+    SECRET_REMOVED = "secret.removed"
+    TOKEN_ISSUED = "token.issued"  # per device, secret and hour: how many tokens it got
     AUTH_FAILED = "client_auth.failed"  # aggregated per device and hour
     SAMPLES_ACCEPTED = "samples.accepted"  # stored (new or replacing), aggregated per device and hour
     SAMPLES_DUPLICATE = "samples.duplicate"  # sent again, nothing stored; aggregated likewise
@@ -217,17 +280,21 @@ class EventKind(enum.StrEnum):
 class Event(db.Model):
     """An append-only audit record of something that happened to a device.
 
-    Frequent kinds are aggregated: one row per device, kind and hour (`bucket`), so a busy
-    or attacked device cannot flood the table. A failed client authentication counts every
-    time (`count`); token.issued is written once an hour, when the device first gets a token
-    in it (so /token stays free of writes), and its `count` stays 1. Other kinds have no
-    bucket and one row each.
+    Frequent kinds are aggregated: one row per device, kind, hour (`bucket`) and client secret
+    slot, so a busy or attacked device cannot flood the table. A failed client authentication
+    counts every time (`count`). token.issued counts the tokens a device got with each of its
+    secrets in an hour, kept without adding writes to /token: its first token of the hour
+    writes the row, the rest are counted in the worker's memory and added when that worker next
+    writes for the device (services.tokens.TokenCounts), so a count can arrive late or, if a
+    worker dies, fall slightly short. Other kinds have no bucket and one row each.
     """
 
     __tablename__ = "events"
     __table_args__ = (
         sa.Index("ix_events_device_id_id", "device_id", "id"),
-        sa.UniqueConstraint("device_id", "kind", "bucket", name="uq_events_device_kind_bucket"),
+        sa.UniqueConstraint(
+            "device_id", "kind", "bucket", "secret_slot", name="uq_events_device_kind_bucket_slot"
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -239,6 +306,8 @@ class Event(db.Model):
     ip: Mapped[str | None] = mapped_column(sa.String(45))
     request_id: Mapped[str | None] = mapped_column(sa.String(64))
     bucket: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The client secret slot (1 or 2) of token.issued and secret.* events; 0 for other kinds.
+    secret_slot: Mapped[int] = mapped_column(sa.SmallInteger, default=0, server_default="0")
     count: Mapped[int] = mapped_column(default=1)
     last_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -45,7 +45,7 @@ from .extensions import csrf, limiter
 from .models import DeviceState
 from .origin import current_origin
 from .readmodels import IssuedTokens
-from .security import ACCESS_PREFIX, DUMMY_DIGEST, REFRESH_PREFIX, digest_matches
+from .security import ACCESS_PREFIX, REFRESH_PREFIX
 from .services import devices, events, tokens
 from .signing import AccessClaims, TokenSigner
 
@@ -57,6 +57,10 @@ GRANT_TYPES = ["client_credentials", "refresh_token"]
 FORM = "application/x-www-form-urlencoded"
 
 WRONG_CREDENTIALS = "The client id or client secret is wrong."
+EXPIRED_SECRET = (
+    "This client secret has expired: its device was given a newer one. Use the new secret "
+    "(its owner can add another on the device's page)."
+)
 DISABLED = "The device is disabled; its owner can re-authorize it (which gives it a new secret)."
 NO_CREDENTIALS = (
     "Authenticate the client: HTTP Basic with client_id:client_secret (client_secret_basic), "
@@ -182,10 +186,12 @@ def _limited(view: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class DeviceClient(ClientMixin):
-    """A device (a row of devices.find_client) as Authlib's confidential client."""
+    """A device (a row of devices.find_client) as Authlib's confidential client, with the serial
+    of the client secret it authenticated with (the `cs` claim of the tokens it gets)."""
 
-    def __init__(self, device: Any):
+    def __init__(self, device: Any, secret_serial: int):
         self.device = device
+        self.secret_serial = secret_serial
 
     def get_client_id(self) -> str:
         client_id: str = self.device.client_id
@@ -230,24 +236,28 @@ class BioAuthorizationServer(AuthorizationServer):
     ) -> DeviceClient:
         """Client authentication from the one parse of the request's credentials.
 
-        An unknown client id costs the same digest comparison as a wrong secret, and gets the
-        same answer. A disabled device whose secret checks out is told it is disabled.
+        Either of the device's client secrets (slot 1 or 2) authenticates it. An unknown client
+        id costs the same digest comparisons as a wrong secret, and gets the same answer. A
+        secret that checks out but has expired, and a disabled device's, are told so.
         """
         presented = presented_client()
         if presented is None or presented.method not in methods:
             raise InvalidClientError(status_code=401, description=NO_CREDENTIALS)
         device = devices.find_client(presented.client_id)
-        expected = device.client_secret_digest if device is not None else DUMMY_DIGEST
-        if not digest_matches(presented.secret, expected) or device is None:
+        match = tokens.match_secret(device, presented.secret)
+        if match is None or device is None:
             if device is not None:
                 events.record_failed_authentication(device, current_origin("anonymous"))
             raise InvalidClientError(status_code=401, description=WRONG_CREDENTIALS)
+        if match.expired:
+            events.record_failed_authentication(device, current_origin("anonymous"))
+            raise InvalidClientError(status_code=401, description=EXPIRED_SECRET)
         if device.state != DeviceState.ACTIVE:
             events.record_failed_authentication(device, current_origin("anonymous"))
             raise InvalidClientError(status_code=401, description=DISABLED)
         if request is not None:  # Authlib's request object, when Authlib asks
             request.auth_method = presented.method
-        return DeviceClient(device)
+        return DeviceClient(device, match.serial)
 
     def validate_requested_scope(self, scope: str | None) -> None:
         wanted = (scope or "").split()
@@ -311,7 +321,7 @@ def client_credentials_grant() -> Response:
     except OAuth2Error as error:
         return server.handle_error_response(None, error)
     device = client.device
-    issued = tokens.issue_device_token(device, current_origin(f"device:{device.id}"))
+    issued = tokens.issue_device_token(device, client.secret_serial, current_origin(f"device:{device.id}"))
     response = jsonify(token_body(issued))
     response.headers.update(TOKEN_HEADERS)
     return response
@@ -331,7 +341,10 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
         device = self.client.device
         issued = tokens.rotate_refresh_token(
-            device, self.request.refresh_token.record, current_origin(f"device:{device.id}")
+            device,
+            self.request.refresh_token.record,
+            self.client.secret_serial,
+            current_origin(f"device:{device.id}"),
         )
         if issued is None:
             raise InvalidGrantError("The refresh token is expired, revoked or already used.")
@@ -400,7 +413,9 @@ class Introspection(IntrospectionEndpoint):
         common = {"client_id": device.client_id, "device_id": device.id, "user_id": device.user_id}
         if own is not None and own.access is not None:
             claims = own.access
-            if claims.generation == device.credential_generation:
+            if claims.generation == device.credential_generation and tokens.secret_is_live(
+                device, claims.secret_slot
+            ):
                 body = {
                     "active": True,
                     "scope": claims.scope,
@@ -520,6 +535,7 @@ def init_app(app: Flask) -> None:
     (no CSRF: no cookies here)."""
     base = app.config["BIOWEB_BASE_URL"]
     app.extensions["bioweb.signer"] = TokenSigner(app.config["BIOWEB_TOKEN_KEYS"], base, f"{base}/api/v1")
+    tokens.init_app(app)
     server = BioAuthorizationServer(app, query_client=devices.find_client)
     server.register_grant(RefreshTokenGrant)
     server.register_endpoint(Revocation)

@@ -26,6 +26,8 @@ from .models import MAX_ID, DeviceState, EventKind
 
 Id = Annotated[int, msgspec.Meta(ge=1, le=MAX_ID)]
 Time = Annotated[datetime, msgspec.Meta(tz=True, description="RFC 3339 with a UTC offset.")]
+# A time in an optional field (the description goes on the field).
+UtcTime = Annotated[datetime, msgspec.Meta(tz=True)]
 Uuid = Annotated[str, msgspec.Meta(extra_json_schema={"format": "uuid"})]
 State = Annotated[
     int,
@@ -50,16 +52,52 @@ class DeviceSummary(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=
     state: State
     created_time: Time
     modified_time: Time
-    last_active_time: Time
-    name: Annotated[str | None, msgspec.Meta(description="The user's own label for the device.")]
+    last_active_time: Annotated[
+        datetime,
+        msgspec.Meta(
+            tz=True,
+            description="RFC 3339 with a UTC offset. When the device last got or used a token (moved at "
+            "most once a minute); its registration time until it first connects.",
+        ),
+    ]
+    name: Annotated[
+        Annotated[str, msgspec.Meta(max_length=100)] | None,
+        msgspec.Meta(description="The user's own label for the device."),
+    ]
+    last_token_time: Annotated[
+        UtcTime | None,
+        msgspec.Meta(
+            description="When the device last got an access token at /token (noted once an hour); "
+            "null: it never has (never connected).",
+        ),
+    ]
+
+
+Slot = Annotated[int, msgspec.Meta(ge=1, le=2, description="The client secret's slot: 1 or 2.")]
+
+
+class SecretView(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
+    """One client secret a device holds (never the secret itself: only its digest is kept)."""
+
+    slot: Slot
+    created_time: Annotated[
+        UtcTime | None,
+        msgspec.Meta(description="When it was added; null for secrets older than this record."),
+    ]
+    expires_time: Annotated[
+        UtcTime | None,
+        msgspec.Meta(description="When it stops working by itself; null: when it is removed."),
+    ]
 
 
 class DeviceDetail(DeviceSummary, frozen=True, forbid_unknown_fields=True, gc=False):
-    """One device (the retrieve answer and the device page): its summary, owner and client id."""
+    """One device (the retrieve answer and the device page): its summary, owner, client id and
+    the client secrets it holds (one or two, for rotation without downtime)."""
 
     tenant_id: Id
     user_id: Id
     client_id: str
+    secrets: list[SecretView]
 
 
 class EventView(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
@@ -73,6 +111,15 @@ class EventView(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=Fals
     actor: str
     ip: str | None
     request_id: str | None
+    secret_slot: Annotated[
+        int,
+        msgspec.Meta(
+            ge=0,
+            le=2,
+            description="token.issued and secret.added/removed: the client secret's slot (1 or 2); "
+            "0 for other kinds.",
+        ),
+    ]
 
 
 class Page(msgspec.Struct, Generic[T], frozen=True, forbid_unknown_fields=True):
@@ -99,6 +146,18 @@ class Credentials(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     oauth2_client_id: Annotated[str, msgspec.Meta(min_length=1)]
     oauth2_client_secret: Annotated[str, msgspec.Meta(pattern="^bcs_")]
     oauth2_redirect_url: Annotated[str, msgspec.Meta(extra_json_schema={"format": "uri"})]
+
+
+class NewSecret(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A client secret just added to a device, shown this once (Cache-Control: no-store), with its
+    slot and the secrets the device holds now (the other one keeps working until it is removed
+    or expires)."""
+
+    id: Id
+    oauth2_client_id: Annotated[str, msgspec.Meta(min_length=1)]
+    oauth2_client_secret: Annotated[str, msgspec.Meta(pattern="^bcs_")]
+    slot: Slot
+    secrets: list[SecretView]
 
 
 class NewDevice(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -300,6 +359,7 @@ API_MODELS: tuple[type[msgspec.Struct], ...] = (
     DeviceDetail,
     EventList,
     Credentials,
+    NewSecret,
     MetricView,
     MetricDetail,
     MetricList,

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from bioweb.extensions import db
 from bioweb.models import Device, DeviceState
 from bioweb.security import digest
+from bioweb.services import devices as device_service
 from tests.helpers import basic, bearer, make_device, make_pat, make_user
 
 CREATE = {"manufacturer": "Apple", "device_code": "iPhone1,1"}
@@ -241,11 +242,14 @@ def test_retrieve_has_every_published_field(client, token, user, path):
         "modified_time": body["modified_time"],
         "last_active_time": body["last_active_time"],
         "name": None,
+        "last_token_time": None,
+        "secrets": [{"slot": 1, "created_time": body["secrets"][0]["created_time"], "expires_time": None}],
     }
     for key in ("created_time", "modified_time", "last_active_time"):
         assert body[key].endswith("+00:00")
         assert datetime.fromisoformat(body[key]).utcoffset().total_seconds() == 0
-    assert "secret" not in response.get_data(as_text=True)
+    text = response.get_data(as_text=True)
+    assert "bcs_" not in text and device.client_secret_digest not in text and "digest" not in text
 
 
 @pytest.mark.parametrize(
@@ -433,10 +437,31 @@ def test_offset_is_an_id_cursor(client, token, user):
 
 
 CODES = ["Watch1,1", "iPhone1,1", "iPad1,1", "Watch1,1", "iPhone1,1", "AppleTV2,1", "Watch1,1"]
+# Ties in any case, no name at all, a name beyond ASCII.
+NAMES = ["anna", "Anna", None, "bob", "Ängla", None, "ANNA"]
+
+
+def _sort_value(row: dict, sort_field: str):
+    if sort_field == "id":
+        return 0
+    if sort_field in ("code", "name", "product_name"):
+        return (row[sort_field] or "").casefold()
+    return row[sort_field]
 
 
 @pytest.mark.parametrize(
-    "sort_field", ["id", "created_time", "modified_time", "last_active_time", "manufacturer", "code", "state"]
+    "sort_field",
+    [
+        "id",
+        "created_time",
+        "modified_time",
+        "last_active_time",
+        "manufacturer",
+        "code",
+        "state",
+        "name",
+        "product_name",
+    ],
 )
 @pytest.mark.parametrize("sort_order", ["asc", "desc"])
 def test_paging_by_every_field_never_skips_or_repeats(client, token, user, sort_field, sort_order):
@@ -449,6 +474,8 @@ def test_paging_by_every_field_never_skips_or_repeats(client, token, user, sort_
         )
         device.state = DeviceState.DISABLED if index % 3 == 0 else DeviceState.ACTIVE
     db.session.commit()
+    for device, name in zip(devices, NAMES, strict=True):
+        device_service.rename_device(user, device.id, name)
 
     seen, offset = [], 0
     for _ in range(10):
@@ -462,7 +489,8 @@ def test_paging_by_every_field_never_skips_or_repeats(client, token, user, sort_
             break
         seen.extend(page["results"])
         offset = page["next_id"]
-    keys = [(r[sort_field] if sort_field != "id" else 0, r["id"]) for r in seen]
+    # Codes (and names, products) sort without regard to case: "iPad" between "AppleTV" and "Watch".
+    keys = [(_sort_value(r, sort_field), r["id"]) for r in seen]
     expected = sorted(keys, reverse=sort_order == "desc")
     assert keys == expected
     assert sorted(r["id"] for r in seen) == sorted(d.id for d in devices)
@@ -508,7 +536,7 @@ def test_unknown_paths_and_methods_are_json(client, token):
     response = client.put("/api/v1/devices", headers=bearer(token))
     assert_error(response, 405, "method_not_allowed")
     assert "POST" in response.headers["Allow"]
-    assert_error(client.patch("/api/v1/device/1", headers=bearer(token)), 405, "method_not_allowed")
+    assert_error(client.put("/api/v1/device/1", headers=bearer(token)), 405, "method_not_allowed")
 
 
 @pytest.mark.parametrize(
@@ -572,3 +600,145 @@ def test_database_holds_no_secret_or_token_in_plaintext(client, token, user):
     for plaintext in (token, secret, created["oauth2_client_secret"]):
         assert plaintext not in text
         assert digest(plaintext) in text
+
+
+# --- names: PATCH, sort ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/api/v1/device/{id}", "/api/v1/devices/{id}"])
+def test_patch_names_renames_and_unnames_a_device(client, token, user, path):
+    device, _ = make_device(user)
+    url = path.format(id=device.id)
+    response = client.patch(url, json={"name": "  Anna's watch "}, headers=bearer(token))
+    assert response.status_code == 200
+    body = response.get_json()
+    assert (
+        body["name"] == "Anna's watch" and body["id"] == device.id and body["client_id"] == device.client_id
+    )
+    assert body["modified_time"] > body["created_time"]
+    assert client.get(url, headers=bearer(token)).get_json()["name"] == "Anna's watch"
+    listed = client.get("/api/v1/devices", headers=bearer(token)).get_json()["results"]
+    assert listed[0]["name"] == "Anna's watch"
+    for cleared in (None, "", "   "):
+        client.patch(url, json={"name": "again"}, headers=bearer(token))
+        assert client.patch(url, json={"name": cleared}, headers=bearer(token)).get_json()["name"] is None
+    events = client.get(f"/api/v1/device/{device.id}/events", headers=bearer(token)).get_json()["results"]
+    assert [e["kind"] for e in events].count("device.renamed") == 7
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "name"),
+        ({"name": "x" * 101}, "name"),
+        ({"name": 7}, "name"),
+        ({"name": "ok", "code": "iPhone1,1"}, "code"),
+        ({"state": 2}, "state"),
+    ],
+)
+def test_patch_refuses_what_it_cannot_change(client, token, user, body, field):
+    device, _ = make_device(user)
+    error = assert_error(
+        client.patch(f"/api/v1/device/{device.id}", json=body, headers=bearer(token)), 400, "invalid_request"
+    )
+    assert field in error["fields"]
+    assert db.session.get(Device, device.id).name is None
+
+
+def test_patch_needs_write_scope_json_and_an_own_device(client, user, token):
+    device, secret = make_device(user)
+    read_only = make_pat(user, scope="devices:read")
+    url = f"/api/v1/device/{device.id}"
+    assert_error(client.patch(url, json={"name": "x"}, headers=bearer(read_only)), 403, "insufficient_scope")
+    assert_error(client.patch(url, data="name=x", headers=bearer(token)), 415, "unsupported_media_type")
+    other = make_user(email="eve@example.com")
+    theirs, _ = make_device(other)
+    assert_error(
+        client.patch(f"/api/v1/device/{theirs.id}", json={"name": "x"}, headers=bearer(token)),
+        404,
+        "not_found",
+    )
+    # A device's own token may read itself, not rename itself.
+    own = client.post(
+        "/token", data={"grant_type": "client_credentials"}, headers=basic(device.client_id, secret)
+    ).get_json()["access_token"]
+    assert_error(client.patch(url, json={"name": "x"}, headers=bearer(own)), 403, "insufficient_scope")
+
+
+def test_sort_by_code_ignores_case(client, token, user):
+    for code in ("iPhone1,1", "Watch1,1", "AppleTV2,1", "iPad1,1", "AirPods1,1"):
+        make_device(user, code)
+    codes = [
+        r["code"]
+        for r in client.get("/api/v1/devices?sort_field=code", headers=bearer(token)).get_json()["results"]
+    ]
+    assert codes == ["AirPods1,1", "AppleTV2,1", "iPad1,1", "iPhone1,1", "Watch1,1"]
+    desc = client.get("/api/v1/devices?sort_field=code&sort_order=desc", headers=bearer(token)).get_json()
+    assert [r["code"] for r in desc["results"]] == codes[::-1]
+
+
+def test_sort_by_name_and_product(client, token, user):
+    made = {}
+    for name, code in (
+        ("bob", "Watch1,1"),
+        ("Alice", "iPhone1,1"),
+        (None, "iPad1,1"),
+        ("ÉMILE", "AppleTV2,1"),
+    ):
+        device, _ = make_device(user, code)
+        if name:
+            device_service.rename_device(user, device.id, name)
+        made[name] = device.id
+    by_name = client.get("/api/v1/devices?sort_field=name", headers=bearer(token)).get_json()["results"]
+    assert [r["name"] for r in by_name] == [None, "Alice", "bob", "ÉMILE"]
+    by_product = client.get("/api/v1/devices?sort_field=product_name", headers=bearer(token)).get_json()
+    assert [r["product_name"] for r in by_product["results"]] == [
+        "Apple TV (2nd generation)",
+        "Apple Watch 38mm case",
+        "iPad",
+        "iPhone",
+    ]
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["sort_feild=code", "q=anna", "page=2", "offset=0&limit=5&colour=red", "LIMIT=5", "csrf_token=x"],
+)
+def test_list_names_unknown_parameters_and_the_known_ones(client, token, user, query):
+    make_device(user)
+    error = assert_error(
+        client.get(f"/api/v1/devices?{query}", headers=bearer(token)), 400, "invalid_request"
+    )
+    unknown = [
+        pair.split("=")[0] for pair in query.split("&") if pair.split("=")[0] not in ("offset", "limit")
+    ]
+    assert list(error["fields"]) == unknown
+    for message in error["fields"].values():
+        assert message == ["Unknown parameter; the parameters are: offset, limit, sort_order, sort_field."]
+    assert "offset, limit, sort_order, sort_field" in error["error_description"]
+
+
+def test_other_query_forms_refuse_unknown_parameters_too(client, token, user):
+    device, _ = make_device(user)
+    error = assert_error(
+        client.get(f"/api/v1/device/{device.id}/events?limt=5", headers=bearer(token)), 400, "invalid_request"
+    )
+    assert list(error["fields"]) == ["limt"]
+    error = assert_error(
+        client.delete(
+            f"/api/v1/data-submission/device-authorize?device_id={device.id}&force=1", headers=bearer(token)
+        ),
+        400,
+        "invalid_request",
+    )
+    assert list(error["fields"]) == ["force"]
+    assert db.session.get(Device, device.id).state == DeviceState.ACTIVE
+
+
+def test_list_answers_name_and_last_token_time(client, token, user):
+    device, secret = make_device(user)
+    (row,) = client.get("/api/v1/devices", headers=bearer(token)).get_json()["results"]
+    assert row["name"] is None and row["last_token_time"] is None
+    client.post("/token", data={"grant_type": "client_credentials"}, headers=basic(device.client_id, secret))
+    (row,) = client.get("/api/v1/devices", headers=bearer(token)).get_json()["results"]
+    assert row["last_token_time"] is not None and row["last_active_time"] == row["last_token_time"]

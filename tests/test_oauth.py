@@ -5,6 +5,7 @@ authentication, and the immediate cut-off of disabled and re-authorized devices.
 from __future__ import annotations
 
 import base64
+import hmac
 import json
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -334,18 +335,20 @@ def test_a_disabled_device_is_told_so_once_its_secret_checks_out(client, pat, de
 
 
 def test_unknown_client_costs_the_same_as_a_known_one(client, device, monkeypatch):
-    """Both paths run exactly one digest comparison (against a dummy digest for an unknown client)."""
+    """Every path runs exactly two digest comparisons, one per secret slot (against a dummy
+    digest for an empty slot and for an unknown client)."""
     calls = []
-    real = security.digest_matches
 
-    def counting(secret, expected):
-        calls.append(expected)
-        return real(secret, expected)
+    class Counting:
+        @staticmethod
+        def compare_digest(presented, expected):
+            calls.append(expected)
+            return hmac.compare_digest(presented, expected)
 
-    monkeypatch.setattr("bioweb.oauth.digest_matches", counting)
+    monkeypatch.setattr(token_service, "hmac", Counting)
     get_token(client, (device[0], "bcs_wrong"))
     get_token(client, (Device(client_id="0000000000000000"), "bcs_wrong"))
-    assert calls == [device[0].client_secret_digest, security.DUMMY_DIGEST]
+    assert calls == [device[0].client_secret_digest, security.DUMMY_DIGEST] + [security.DUMMY_DIGEST] * 2
 
 
 def test_no_client_authentication_is_invalid_client(client, device):

@@ -266,6 +266,37 @@ def test_real_responses_match_the_document(app, spec):
     check(client.delete(f"/api/v1/devices/{new_id}", headers=auth), "/api/v1/devices/{device_id}", "delete")
     check(client.delete(f"/api/v1/device/{new_id}", headers=auth), "/api/v1/device/{device_id}", "delete")
 
+    # Names, and two client secrets (rotation without downtime): successes and errors.
+    for template in ("/api/v1/device/{device_id}", "/api/v1/devices/{device_id}"):
+        url = template.format(device_id=device_id)
+        renamed = check(client.patch(url, json={"name": "Ada's watch"}, headers=auth), template, "patch")
+        assert renamed["name"] == "Ada's watch"
+        check(client.patch(url, json={"name": "x" * 101}, headers=auth), template, "patch")  # 400
+        check(client.patch(url, data="x", headers=auth), template, "patch")  # 415
+        check(
+            client.patch(template.format(device_id=424242), json={"name": "x"}, headers=auth),
+            template,
+            "patch",
+        )
+        check(client.patch(url, json={"name": "x"}, headers=bearer(read_only)), template, "patch")  # 403
+    for template in ("/api/v1/device/{device_id}/secrets", "/api/v1/devices/{device_id}/secrets"):
+        url = template.format(device_id=device_id)
+        added = check(client.post(url, json={"expires_in": 3600}, headers=auth), template, "post")  # 201
+        check(client.post(url, headers=auth), template, "post")  # 409: a third
+        check(client.post(url, json={"expires_in": 0}, headers=auth), template, "post")  # 400
+        check(client.post(url, data="x", headers=auth), template, "post")  # 415
+        check(client.post(template.format(device_id=424242), headers=auth), template, "post")  # 404
+        slot_template = template + "/{slot}"
+        remove = slot_template.format(device_id=device_id, slot=added["slot"])
+        check(client.delete(remove, headers=auth), slot_template, "delete")  # 204
+        check(client.delete(remove, headers=auth), slot_template, "delete")  # 404: empty now
+        check(
+            client.delete(slot_template.format(device_id=device_id, slot=1), headers=auth),
+            slot_template,
+            "delete",
+        )  # 409
+        check(client.delete(remove, headers=bearer(read_only)), slot_template, "delete")  # 403
+
     # The device endpoints: errors.
     check(client.post("/api/v1/devices", data="x", headers=auth), "/api/v1/devices", "post")  # 415
     check(client.post("/api/v1/devices", json={"device_code": 1}, headers=auth), "/api/v1/devices", "post")

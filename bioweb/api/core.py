@@ -103,8 +103,17 @@ def bind_json(form_class: type[F]) -> F:
 
 
 def bind_args(form_class: type[F]) -> F:
-    """Validate the query string with `form_class`. Raises InvalidInput naming each bad parameter."""
+    """Validate the query string with `form_class`. Raises InvalidInput naming each bad parameter,
+    and each unknown one (with the known ones: a misspelt `sort_feild` is not silently ignored)."""
     form: F = form_class(formdata=request.args, meta={"csrf": False})
+    unknown = sorted(set(request.args) - set(form._fields))
+    if unknown:
+        known = ", ".join(form._fields)
+        message = f"Unknown parameter; the parameters are: {known}."
+        raise InvalidInput(
+            f"Unknown query parameters: {', '.join(u[:100] for u in unknown)}; the parameters are: {known}.",
+            {u[:100]: [message] for u in unknown},
+        )
     if not form.validate():
         raise InvalidInput(f"Invalid query parameters: {', '.join(sorted(form.errors))}.", form.errors)
     return form

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
-from flask import Response
+from flask import Response, request
 
 from ..bearer import bearer_origin, current_principal, require_token
-from ..forms import DeviceForm, DeviceRefForm, ListDevicesForm, PageForm, form_struct
-from ..readmodels import Credentials, NewDevice
+from ..errors import InvalidInput
+from ..forms import (
+    DeviceForm,
+    DeviceNameForm,
+    DeviceRefForm,
+    ListDevicesForm,
+    NewSecretForm,
+    PageForm,
+    form_struct,
+)
+from ..readmodels import Credentials, NewDevice, NewSecret
 from ..services import devices
 from ..services.tokens import DEVICE_SCOPE
 from .core import answer, bind_args, bind_json, bp, no_content
 
 
-def _credentials_response(creds: Credentials) -> Response:
+def _credentials_response(creds: Credentials | NewSecret) -> Response:
     response = answer(creds)
     response.headers["Cache-Control"] = "no-store"
     response.headers["Pragma"] = "no-cache"
@@ -48,6 +57,19 @@ def list_devices() -> Response:
 @require_token("devices:read", DEVICE_SCOPE)
 def get_device(device_id: int) -> Response:
     return answer(devices.read_device(current_principal(), device_id))
+
+
+@bp.patch("/device/<int:device_id>")
+@bp.patch("/devices/<int:device_id>")
+@require_token("devices:write")
+def update_device(device_id: int) -> Response:
+    """{"name": "Anna's watch"} names the device; null or "" removes its name."""
+    form = bind_json(DeviceNameForm)
+    if "name" not in request.get_json():
+        message = 'Send the new name: {"name": "Anna\'s watch"} (null or "" removes it).'
+        raise InvalidInput(f"name: {message}", {"name": [message]})
+    actor = current_principal()
+    return answer(devices.rename_device(actor, device_id, form.name.data, bearer_origin()))
 
 
 @bp.delete("/device/<int:device_id>")
@@ -86,3 +108,27 @@ def list_device_events(device_id: int) -> Response:
         actor, device_id, offset=args.offset.data, limit=args.limit.data, sort_order=args.sort_order.data
     )
     return answer(page)
+
+
+@bp.post("/device/<int:device_id>/secrets")
+@bp.post("/devices/<int:device_id>/secrets")
+@require_token("devices:write")
+def add_device_secret(device_id: int) -> Response:
+    """A second client secret, shown once (201); the current one keeps working until it is
+    removed or, with {"expires_in": seconds}, until then. A body is optional."""
+    expires_in = None
+    if request.content_length or request.mimetype:
+        expires_in = bind_json(NewSecretForm).expires_in.data
+    actor = current_principal()
+    response = _credentials_response(devices.add_secret(actor, device_id, expires_in, bearer_origin()))
+    response.status_code = 201
+    return response
+
+
+@bp.delete("/device/<int:device_id>/secrets/<int:slot>")
+@bp.delete("/devices/<int:device_id>/secrets/<int:slot>")
+@require_token("devices:write")
+def remove_device_secret(device_id: int, slot: int) -> Response:
+    """Remove the secret in slot 1 or 2; the tokens obtained with it end at their next use."""
+    devices.remove_secret(current_principal(), device_id, slot, bearer_origin())
+    return no_content()

@@ -30,10 +30,12 @@ from werkzeug.wrappers import Response
 
 from ..forms import (
     DeviceForm,
+    DeviceNameForm,
     DeviceRefForm,
     ListDevicesForm,
     ListMetricsForm,
     MetricForm,
+    NewSecretForm,
     PageForm,
     SimulatorForm,
     TimeZoneForm,
@@ -120,6 +122,8 @@ EXAMPLES: dict[str, dict[str, list[Any]]] = {
     "DeviceRef": {"device_id": [1]},
     "AccountUpdate": {"time_zone": ["Europe/Berlin", "America/New_York"]},
     "SimulatorRequest": {"metric_id": [1], "days": [7, 30]},
+    "DeviceUpdate": {"name": ["Anna's watch"]},
+    "SecretCreate": {"expires_in": [604800]},
 }
 # Request bodies: the form that validates each (api.bind_json).
 REQUEST_FORMS: dict[str, type[FlaskForm]] = {
@@ -128,6 +132,8 @@ REQUEST_FORMS: dict[str, type[FlaskForm]] = {
     "MetricCreate": MetricForm,
     "AccountUpdate": TimeZoneForm,
     "SimulatorRequest": SimulatorForm,
+    "DeviceUpdate": DeviceNameForm,
+    "SecretCreate": NewSecretForm,
 }
 
 
@@ -322,6 +328,22 @@ def _device_by_id(alias: bool) -> dict[str, Any]:
                 **BEARER_ERRORS,
             },
         },
+        "patch": {
+            "operationId": "update_device_alias" if alias else "update_device",
+            "tags": ["devices"],
+            "summary": "Name a device" + suffix,
+            "description": "PAT with devices:write. The body names what changes: "
+            '`{"name": ...}` (at most 100 characters; null or "" removes the name). '
+            "Anything else is refused (400).",
+            "security": BEARER,
+            "requestBody": {"required": True, "content": {JSON: {"schema": _ref("DeviceUpdate")}}},
+            "responses": {
+                "200": _json(_ref("DeviceDetail"), "The device, renamed."),
+                "404": {"$ref": "#/components/responses/NotFound"},
+                **BODY_ERRORS,
+                **BEARER_ERRORS,
+            },
+        },
         "delete": {
             "operationId": "disable_device_alias" if alias else "disable_device",
             "tags": ["devices"],
@@ -331,6 +353,64 @@ def _device_by_id(alias: bool) -> dict[str, Any]:
             "responses": {
                 "204": {"description": "Disabled."},
                 "404": {"$ref": "#/components/responses/NotFound"},
+                **BEARER_ERRORS,
+            },
+        },
+    }
+
+
+SLOT_PATH = {
+    "name": "slot",
+    "in": "path",
+    "required": True,
+    "description": "The secret's slot: 1 or 2 (the detail's `secrets` lists them).",
+    "schema": {"type": "integer", "minimum": 1, "maximum": 2},
+}
+
+
+def _device_secrets(alias: bool) -> dict[str, Any]:
+    return {
+        "parameters": [DEVICE_ID_PATH],
+        "post": {
+            "operationId": "add_device_secret_alias" if alias else "add_device_secret",
+            "tags": ["devices"],
+            "summary": "Add a second client secret (rotation without downtime)",
+            "description": "PAT with devices:write. The new secret is in this answer only "
+            "(Cache-Control: no-store), in the free slot; the current secret keeps working until it "
+            "is removed or, with `expires_in` (seconds, at most 30 days), until then. Both get "
+            "tokens at /token. A body is optional. 409: the device already holds two secrets "
+            "(remove one first), or it is disabled (re-authorize it).",
+            "security": BEARER,
+            "requestBody": {"required": False, "content": {JSON: {"schema": _ref("SecretCreate")}}},
+            "responses": {
+                "201": _json(
+                    _ref("NewSecret"), "The new secret (shown once), its slot and the device's secrets."
+                ),
+                "404": {"$ref": "#/components/responses/NotFound"},
+                "409": _api_error("The device holds two secrets already, or is disabled."),
+                **BODY_ERRORS,
+                **BEARER_ERRORS,
+            },
+        },
+    }
+
+
+def _device_secret(alias: bool) -> dict[str, Any]:
+    return {
+        "parameters": [DEVICE_ID_PATH, SLOT_PATH],
+        "delete": {
+            "operationId": "remove_device_secret_alias" if alias else "remove_device_secret",
+            "tags": ["devices"],
+            "summary": "Remove a client secret",
+            "description": "PAT with devices:write. The secret stops working at /token, and the access "
+            "tokens obtained with it are refused from their next request; the other secret and its "
+            "tokens are untouched (and it no longer expires). 409: it is the device's only secret "
+            "(re-authorize replaces it). 404: the slot holds none.",
+            "security": BEARER,
+            "responses": {
+                "204": {"description": "Removed."},
+                "404": {"$ref": "#/components/responses/NotFound"},
+                "409": _api_error("The device's only secret: a device keeps one."),
                 **BEARER_ERRORS,
             },
         },
@@ -728,7 +808,9 @@ def _document_without_examples(base_url: str) -> dict[str, Any]:
                     "operationId": "list_devices",
                     "tags": ["devices"],
                     "summary": "List your devices",
-                    "description": "PAT with devices:read. Keyset pages: pass next_id back as offset.",
+                    "description": "PAT with devices:read. Keyset pages: pass next_id back as offset. "
+                    "Names, codes and products sort without regard to case (devices without a name "
+                    "first). Any other query parameter: 400 naming the known ones.",
                     "security": BEARER,
                     "parameters": query_parameters(ListDevicesForm),
                     "responses": {
@@ -742,6 +824,10 @@ def _document_without_examples(base_url: str) -> dict[str, Any]:
             "/api/v1/devices/{device_id}": _device_by_id(alias=True),
             "/api/v1/device/{device_id}/events": _device_events(alias=False),
             "/api/v1/devices/{device_id}/events": _device_events(alias=True),
+            "/api/v1/device/{device_id}/secrets": _device_secrets(alias=False),
+            "/api/v1/devices/{device_id}/secrets": _device_secrets(alias=True),
+            "/api/v1/device/{device_id}/secrets/{slot}": _device_secret(alias=False),
+            "/api/v1/devices/{device_id}/secrets/{slot}": _device_secret(alias=True),
             "/api/v1/data-submission/device-authorize": {
                 "post": {
                     "operationId": "authorize_device",

@@ -8,21 +8,25 @@ revocation) or when they expire.
 
 from __future__ import annotations
 
+import atexit
+import hmac
+import threading
 import uuid
+import weakref
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import msgspec
 import sqlalchemy as sa
-from flask import current_app
+from flask import Flask, current_app
 
 from .. import reads
 from ..errors import InvalidInput, NotFound
 from ..extensions import db
 from ..models import MAX_ID, Device, EventKind, Token, TokenKind, User, utcnow
 from ..readmodels import IssuedTokens
-from ..security import PAT_PREFIX, REFRESH_PREFIX, digest, new_secret
+from ..security import DUMMY_DIGEST, PAT_PREFIX, REFRESH_PREFIX, digest, new_secret
 from ..signing import TokenSigner
 from . import Actor, events
 from .events import Origin
@@ -33,8 +37,6 @@ DEVICE_SCOPE = "device"
 DEVICE_SCOPE_ALIASES = frozenset({DEVICE_SCOPE, "all"})
 # A bearer request writes last_used_time / last_active_time at most this often.
 ACTIVITY_WRITE_INTERVAL = timedelta(seconds=60)
-# The one client secret a device holds today (a later change lets a device hold two).
-PRIMARY_SECRET_SLOT = 1
 # Revoked tokens are kept this long so that reuse of a rotated refresh token is recognised.
 DEFAULT_KEEP_REVOKED = timedelta(days=7)
 
@@ -109,8 +111,71 @@ def signer() -> TokenSigner:
     return signer
 
 
-def _sign_device_token(device: Any) -> IssuedTokens:
-    """A signed access token for `device` (a devices row) under its current generation."""
+# --- client secrets: the two slots of a device ----------------------------------------------------
+# A device holds one or two client secrets, in slots 1 and 2 of its row (models.Device). A secret
+# is known by its serial (odd in slot 1, even in slot 2, never reused), which the access tokens
+# obtained with it carry as their `cs` claim.
+
+SLOTS = (1, 2)
+
+
+def slot_of(serial: int) -> int:
+    """The slot (1 or 2) of the secret numbered `serial`."""
+    return 1 if serial % 2 else 2
+
+
+def secret_is_live(device: Any, serial: int) -> bool:
+    """Whether the device (a devices row or model) holds the secret numbered `serial` now:
+    present in its slot and not expired. The bearer check's rule for a token's `cs` claim."""
+    if serial == device.client_secret_serial:
+        held, expires = device.client_secret_digest, device.client_secret_expires_time
+    elif serial == device.client_secret2_serial:
+        held, expires = device.client_secret2_digest, device.client_secret2_expires_time
+    else:
+        return False
+    return bool(held) and (expires is None or expires > utcnow())
+
+
+class SecretMatch(NamedTuple):
+    """Which of a device's secrets a presented one is: its serial, and whether it has expired."""
+
+    serial: int
+    expired: bool
+
+
+def match_secret(device: Any | None, secret: str) -> SecretMatch | None:
+    """The device's secret (slot 1 or 2) that `secret` is, or None.
+
+    Both slots are compared in constant time, whichever matches, and an unknown client (None)
+    or an empty slot is compared against a dummy digest: every answer costs the same.
+    """
+    presented = digest(secret)
+    first = second = DUMMY_DIGEST
+    if device is not None:
+        first = device.client_secret_digest or DUMMY_DIGEST
+        second = device.client_secret2_digest or DUMMY_DIGEST
+    in_first = hmac.compare_digest(presented, first)
+    in_second = hmac.compare_digest(presented, second)
+    if device is None or not (in_first or in_second):
+        return None
+    if in_first:
+        serial, expires = device.client_secret_serial, device.client_secret_expires_time
+    else:
+        serial, expires = device.client_secret2_serial, device.client_secret2_expires_time
+    return SecretMatch(serial, expires is not None and expires <= utcnow())
+
+
+def first_live_serial(device: Any) -> int:
+    """The serial of the device's first live secret (slot 1 before slot 2)."""
+    for serial in (device.client_secret_serial, device.client_secret2_serial):
+        if secret_is_live(device, serial):
+            return int(serial)
+    return int(device.client_secret_serial)
+
+
+def _sign_device_token(device: Any, serial: int) -> IssuedTokens:
+    """A signed access token for `device` (a devices row) under its current generation,
+    obtained with its secret numbered `serial`."""
     expires_in = current_app.config["BIOWEB_TOKEN_EXPIRES_IN"]
     access = signer().sign(
         client_id=device.client_id,
@@ -119,7 +184,7 @@ def _sign_device_token(device: Any) -> IssuedTokens:
         user_id=device.user_id,
         tenant_id=device.tenant_id,
         generation=device.credential_generation,
-        secret_slot=PRIMARY_SECRET_SLOT,
+        secret_slot=serial,
         expires_in=expires_in,
     )
     return IssuedTokens(access, expires_in, DEVICE_SCOPE, device.id, device.user_id, device.tenant_id)
@@ -134,18 +199,111 @@ def _count(result: sa.Result[*tuple[Any, ...]]) -> int:
     return cast("sa.CursorResult[*tuple[Any, ...]]", result).rowcount
 
 
-def issue_device_token(device: Any, origin: Origin | None = None) -> IssuedTokens:
-    """Client-credentials grant for an authenticated, active device (a row of devices.find_client).
+# --- token requests per secret and hour --------------------------------------------------------------
+
+
+class _Pending(NamedTuple):
+    requests: int
+    first: datetime
+    last: datetime
+    origin: Origin | None
+
+
+# How many (device, slot, hour) counts a worker holds before it writes them all at once.
+MAX_PENDING_COUNTS = 10_000
+
+
+class TokenCounts:
+    """The token requests a worker served and has not written yet, per device, secret slot and
+    hour (one per app: app.extensions["bioweb.token_counts"]).
+
+    /token writes at most once an hour per device (its first token of the hour writes
+    last_token_time and that hour's token.issued row). Every other request is counted here, in
+    memory, and written later, in one statement, added to the rows of the hours they belong
+    to: when this worker next makes a device's hourly write, that device's counts go with it;
+    when it holds MAX_PENDING_COUNTS, all of them; and when the worker exits. So an hour's count
+    is exact but late, or slightly short when a worker is killed before it writes.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: dict[tuple[int, int, datetime], _Pending] = {}
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def add(self, device_id: int, slot: int, hour: datetime, now: datetime, origin: Origin | None) -> int:
+        """Count one token request; returns how many counts the worker holds."""
+        key = (device_id, slot, hour)
+        with self._lock:
+            held = self._pending.get(key)
+            self._pending[key] = (
+                _Pending(1, now, now, origin)
+                if held is None
+                else held._replace(requests=held.requests + 1, last=now)
+            )
+            return len(self._pending)
+
+    def take(self, device_id: int | None = None) -> list[events.Count]:
+        """Remove and return the counts of one device (every hour and slot), or of all devices."""
+        with self._lock:
+            keys = [k for k in self._pending if device_id is None or k[0] == device_id]
+            taken = [(k, self._pending.pop(k)) for k in keys]
+        return [
+            events.Count(d, EventKind.TOKEN_ISSUED, hour, slot, p.requests, p.first, p.last, p.origin)
+            for (d, slot, hour), p in taken
+        ]
+
+
+def token_counts() -> TokenCounts:
+    counts: TokenCounts = current_app.extensions["bioweb.token_counts"]
+    return counts
+
+
+def write_token_counts() -> int:
+    """Write every token request count this worker holds (one statement per 500). Commits.
+    Returns how many (device, slot, hour) counts it wrote."""
+    taken = token_counts().take()
+    events.add_counts(taken)
+    db.session.commit()
+    return len(taken)
+
+
+def init_app(app: Flask) -> None:
+    """Give `app` its in-memory token counts, written when the process exits (best effort)."""
+    app.extensions["bioweb.token_counts"] = TokenCounts()
+    atexit.register(_write_at_exit, weakref.ref(app))
+
+
+def _write_at_exit(app_ref: weakref.ref[Flask]) -> None:
+    app = app_ref()
+    if app is None or not len(app.extensions["bioweb.token_counts"]):
+        return
+    try:
+        with app.app_context():
+            write_token_counts()
+    except Exception:  # noqa: BLE001 - exiting: a count lost here is the documented "slightly short"
+        pass
+
+
+def issue_device_token(device: Any, serial: int | None = None, origin: Origin | None = None) -> IssuedTokens:
+    """Client-credentials grant for an authenticated, active device (a row of devices.find_client)
+    that presented its secret numbered `serial` (None: its first live one).
 
     Reads nothing more and normally writes nothing: the token is signed with the generation
     of the row the secret was checked against, so a disable or re-authorize that races this
     request leaves the token dead at its first use. Once an hour per device it notes the
-    activity (last_token_time, last_active_time) and the hourly audit row; of concurrent
-    requests only the one whose conditional UPDATE wins writes the event. Commits only then.
+    activity (last_token_time, last_active_time) and writes the hour's token.issued row for
+    the secret used, with the counts this worker held for the device (TokenCounts); of
+    concurrent requests only the one whose conditional UPDATE wins writes. Every other request
+    is counted in memory. Commits only when it writes.
     """
-    issued = _sign_device_token(device)
+    if serial is None:
+        serial = first_live_serial(device)
+    issued = _sign_device_token(device, serial)
     now = utcnow()
     hour = now.replace(minute=0, second=0, microsecond=0)
+    counts = token_counts()
     if device.last_token_time is None or device.last_token_time < hour:
         noted = db.session.execute(
             sa.update(_devices)
@@ -156,8 +314,13 @@ def issue_device_token(device: Any, origin: Origin | None = None) -> IssuedToken
             .values(last_token_time=now, last_active_time=now)
         )
         if _count(noted) == 1:
-            events.add_aggregated(device.id, EventKind.TOKEN_ISSUED, origin)
+            this = events.Count(device.id, EventKind.TOKEN_ISSUED, hour, slot_of(serial), 1, now, now, origin)
+            events.add_counts([this, *counts.take(device.id)])
+            db.session.commit()
+            return issued
         db.session.commit()
+    if counts.add(device.id, slot_of(serial), hour, now, origin) >= MAX_PENDING_COUNTS:
+        write_token_counts()
     return issued
 
 
@@ -293,8 +456,9 @@ def _new_refresh_token(device: Any, family: str, now: datetime) -> str:
 
 
 def start_refresh_family(device: Any) -> IssuedTokens:
-    """A new refresh-token family for `device` (a devices row), with an access token. Commits."""
-    issued = _sign_device_token(device)
+    """A new refresh-token family for `device` (a devices row), with an access token obtained
+    with its first live secret. Commits."""
+    issued = _sign_device_token(device, first_live_serial(device))
     refresh = _new_refresh_token(device, uuid.uuid4().hex, utcnow())
     db.session.commit()
     return msgspec.structs.replace(issued, refresh_token=refresh)
@@ -317,9 +481,10 @@ def find_refresh_token(plaintext: str) -> RefreshToken | None:
 
 
 def rotate_refresh_token(
-    device: Any, token: RefreshToken, origin: Origin | None = None
+    device: Any, token: RefreshToken, serial: int, origin: Origin | None = None
 ) -> IssuedTokens | None:
-    """Refresh grant with rotation: spend `token` and issue a new pair in the same family.
+    """Refresh grant with rotation: spend `token` and issue a new pair in the same family (the
+    access token bound to the secret numbered `serial`, the one the client authenticated with).
 
     The spend is a conditional UPDATE, so of two concurrent refreshes exactly one wins.
     A token that is already spent (or revoked, or expired) is refused with None; if it was
@@ -342,7 +507,7 @@ def rotate_refresh_token(
             move_generation(token.device_id)
         db.session.commit()
         return None
-    issued = _sign_device_token(device)
+    issued = _sign_device_token(device, serial)
     refresh = _new_refresh_token(device, token.family or uuid.uuid4().hex, now)
     db.session.commit()
     return msgspec.structs.replace(issued, refresh_token=refresh)
