@@ -13,16 +13,29 @@ from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from .. import devicecodes
-from ..forms import OnceForm, RegisterDeviceForm, arg_int, form_struct
+from ..errors import AppError, Conflict, InvalidInput, NotFound
+from ..forms import (
+    DEVICE_LIST_SORTS,
+    AddSecretForm,
+    DeviceListQuery,
+    DeviceNameForm,
+    OnceForm,
+    RegisterDeviceForm,
+    arg_int,
+    form_struct,
+)
+from ..models import DeviceState, search_key
 from ..origin import current_origin
-from ..readmodels import Credentials, NewDevice
+from ..readmodels import Credentials, NewDevice, NewSecret
 from ..services import devices, metrics
+from ..services.devices import SortOrder
 from ..services.events import Origin
 from .charts import sparkline_url
 from .helpers import (
     current_actor,
     issue_nonce,
     one_time_response,
+    relative_time,
     signed_in_only,
     submit_once,
 )
@@ -34,6 +47,7 @@ NEW_PURPOSE = "device:new"
 
 
 signed_in_only(bp)
+bp.add_app_template_filter(relative_time, "ago")
 
 
 def _origin() -> Origin:
@@ -47,30 +61,67 @@ def _authorize_purpose(device_id: int) -> str:
 
 @bp.get("")
 def index() -> str:
-    """Newest first, PAGE_SIZE at a time. ?after=<id> pages towards older devices, ?before=<id>
-    back towards newer ones; both are keyset cursors (services.devices.list_devices), never OFFSET."""
+    """The devices, PAGE_SIZE at a time: searched (?q=, the start of a name, model identifier or
+    product, in any case), filtered (?state=active|disabled, ?mode=test|live) and sorted
+    (?sort=, forms.DEVICE_LIST_SORTS; newest first by default). ?after=<id> pages on, ?before=<id>
+    back; both are keyset cursors (services.devices.find_devices), never OFFSET. ?at=<n> is the
+    position of the page's first device, carried by the pager for "26–50 of 80". Bad values:
+    a 400 page naming them (never a 500)."""
     actor = current_actor()
-    # ASCII digits within an id's range, else a 400 page naming the parameter (never a 500).
+    query = DeviceListQuery(formdata=request.args)
+    if not query.validate():
+        raise InvalidInput(
+            "This list address has a value the list does not know: "
+            + "; ".join(f"{name}: {' '.join(messages)}" for name, messages in query.errors.items()),
+            query.errors,
+        )
     after = arg_int(request.args, "after", default=0)
     before = arg_int(request.args, "before", default=0)
-    # One row more than shown tells whether another page exists, without counting.
-    if before and before > 0:
-        page = devices.list_devices(actor, offset=before, limit=PAGE_SIZE + 1, sort_order="asc")
-        rows = page.results[:PAGE_SIZE]
+    at = arg_int(request.args, "at", default=0, minimum=1)
+    _, sort_field, order = DEVICE_LIST_SORTS[query.sort.data]
+    found = devices.DeviceFilter(
+        search=search_key(query.q.data or ""),
+        state={"active": DeviceState.ACTIVE, "disabled": DeviceState.DISABLED}.get(query.state.data),
+        test_mode={"test": True, "live": False}.get(query.mode.data),
+    )
+    # One row more than shown tells whether another page lies that way, without counting.
+    if before:
+        backwards: SortOrder = "asc" if order == "desc" else "desc"
+        finding = devices.find_devices(actor, found, before, PAGE_SIZE + 1, backwards, sort_field)
+        rows = finding.results[:PAGE_SIZE]
         rows.reverse()
-        has_newer, has_older = len(page.results) > PAGE_SIZE, True
+        has_previous, has_next = len(finding.results) > PAGE_SIZE, True
     else:
-        cursor = after if after and after > 0 else 0
-        page = devices.list_devices(actor, offset=cursor, limit=PAGE_SIZE + 1, sort_order="desc")
-        rows = page.results[:PAGE_SIZE]
-        has_newer, has_older = cursor > 0, len(page.results) > PAGE_SIZE
+        finding = devices.find_devices(actor, found, after, PAGE_SIZE + 1, order, sort_field)  # type: ignore[arg-type]
+        rows = finding.results[:PAGE_SIZE]
+        has_previous, has_next = after > 0, len(finding.results) > PAGE_SIZE
+    if not has_previous:
+        at = 1
+    # The query string without defaults, kept by the pager, the sort links and the filter form.
+    kept = {
+        name: value
+        for name, value in (("q", query.q.data), ("state", query.state.data), ("mode", query.mode.data))
+        if value
+    }
+    if query.sort.data != "newest":
+        kept["sort"] = query.sort.data
     return render_template(
         "devices/index.html",
         devices=rows,
-        count=page.count,
-        newer_url=url_for(".index", before=rows[0].id) if rows and has_newer else None,
-        older_url=url_for(".index", after=rows[-1].id) if rows and has_older else None,
-        first_url=url_for(".index") if has_newer and not rows else None,
+        query=query,
+        filtered=bool(found),
+        count=finding.count,
+        count_exact=finding.count_exact,
+        at=at or None,
+        total=actor.device_count,
+        previous_url=url_for(".index", **kept, before=rows[0].id, at=max(1, (at or 1) - PAGE_SIZE))
+        if rows and has_previous
+        else None,
+        next_url=url_for(".index", **kept, after=rows[-1].id, at=(at or 1) + len(rows))
+        if rows and has_next
+        else None,
+        first_url=url_for(".index", **kept) if has_previous and not rows else None,
+        clear_url=url_for(".index"),
     )
 
 
@@ -165,6 +216,7 @@ def detail(device_id: int) -> str:
         metrics_limit=metrics.DEVICE_METRICS_LIMIT,
         history=history,
         events_before=before,
+        secret_use=devices.secret_use(device.id),
     )
 
 
@@ -222,3 +274,108 @@ def authorize(device_id: int) -> ResponseReturnValue:
         expired=expired,
         invalid=expired,
     )
+
+
+# --- the device's name ----------------------------------------------------------------------------
+
+
+@bp.post("/<int:device_id>/name")
+def rename(device_id: int) -> Response:
+    """Name the device (or take its name away with an empty field). Commits via the service."""
+    form = DeviceNameForm()
+    if not form.validate_on_submit():
+        problems = "; ".join(" ".join(messages) for messages in form.errors.values())
+        flash(f"The name was not changed: {problems}", "error")
+        return redirect(url_for(".detail", device_id=device_id, _anchor="device-name"), code=303)
+    device = devices.rename_device(current_actor(), device_id, form.name.data, _origin())
+    flash(f"Named it “{device.name}”." if device.name else "The device has no name now.", "success")
+    return redirect(url_for(".detail", device_id=device.id), code=303)
+
+
+# --- two client secrets: rotation without downtime ----------------------------------------------------
+
+
+def _add_secret_purpose(device_id: int) -> str:
+    return f"device:{device_id}:secret"
+
+
+@bp.get("/<int:device_id>/secrets/new")
+def new_secret(device_id: int) -> str:
+    """Confirm "Add a new secret", choosing how long the current secret keeps working."""
+    device = devices.read_device(current_actor(), device_id)
+    form = AddSecretForm()
+    form.nonce.data = issue_nonce(_add_secret_purpose(device.id))
+    return render_template("devices/add_secret.html", device=device, form=form)
+
+
+@bp.post("/<int:device_id>/secrets/new")
+def add_secret(device_id: int) -> ResponseReturnValue:
+    """Add a second client secret and show it once; the current one keeps working. A
+    resubmission shows nothing and adds nothing. Commits via the service."""
+    device = devices.read_device(current_actor(), device_id)
+    form = AddSecretForm()
+
+    def add() -> tuple[int, Response]:
+        added = devices.add_secret(current_actor(), device.id, form.old_seconds(), _origin())
+        return device.id, _new_secret_page(added)
+
+    def already_done(_: int | None) -> Response:
+        flash(
+            "That secret was already added; it was shown only once. If you did not copy it, "
+            "remove it and add another.",
+            "info",
+        )
+        return redirect(url_for(".detail", device_id=device.id, _anchor="secrets"), code=303)
+
+    def expired(*_: int) -> Response:
+        flash("That form had expired, so no secret was added. Confirm again.", "error")
+        return redirect(url_for(".new_secret", device_id=device.id), code=303)
+
+    try:
+        return submit_once(
+            form, _add_secret_purpose(device.id), add, used=already_done, expired=expired, invalid=expired
+        )
+    except AppError as error:  # a third secret, a disabled device: say why on the device page
+        flash(error.description, "error")
+        return redirect(url_for(".detail", device_id=device.id, _anchor="secrets"), code=303)
+
+
+def _new_secret_page(added: NewSecret) -> Response:
+    html = render_template(
+        "devices/new_secret.html",
+        device=devices.read_device(current_actor(), added.id),
+        added=added,
+        redirect_url=devices.redirect_url(),
+    )
+    return one_time_response(html)
+
+
+@bp.get("/<int:device_id>/secrets/<int:slot>/remove")
+def confirm_remove_secret(device_id: int, slot: int) -> str:
+    device = devices.read_device(current_actor(), device_id)
+    secret = next((s for s in device.secrets if s.slot == slot), None)
+    if secret is None:
+        raise NotFound(f"Device {device.id} holds no client secret in slot {slot}.")
+    return render_template(
+        "devices/remove_secret.html",
+        device=device,
+        secret=secret,
+        only=len(device.secrets) == 1,
+        use=devices.secret_use(device.id).get(slot),
+    )
+
+
+@bp.post("/<int:device_id>/secrets/<int:slot>/remove")
+def remove_secret(device_id: int, slot: int) -> Response:
+    """Remove a secret: it and the tokens obtained with it stop working. Commits via the service."""
+    try:
+        devices.remove_secret(current_actor(), device_id, slot, _origin())
+    except Conflict as error:
+        flash(error.description, "error")
+    else:
+        flash(
+            f"Secret {slot} is removed: it no longer works at /token, and the access tokens obtained "
+            "with it are refused from their next request.",
+            "success",
+        )
+    return redirect(url_for(".detail", device_id=device_id, _anchor="secrets"), code=303)

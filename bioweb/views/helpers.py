@@ -9,7 +9,7 @@ import functools
 import hmac
 import secrets
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal, ParamSpec
 from urllib.parse import urlsplit
 
@@ -182,3 +182,23 @@ def format_time(value: datetime | None) -> str:
     if value is None:
         return "never"
     return value.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def relative_time(value: datetime | None, now: datetime | None = None) -> str:
+    """How long ago `value` was, for people: 'just now', '3 minutes ago', '1 hour ago',
+    '5 days ago', '2 months ago', '3 years ago' ('never' for None; a time ahead of the clock,
+    a few seconds of skew, is 'just now')."""
+    if value is None:
+        return "never"
+    seconds = int(((now or datetime.now(UTC)) - value).total_seconds())
+    for size, unit in (
+        (365 * 86400, "year"),
+        (30 * 86400, "month"),
+        (86400, "day"),
+        (3600, "hour"),
+        (60, "minute"),
+    ):
+        if seconds >= size:
+            amount = seconds // size
+            return f"{amount} {unit}{'' if amount == 1 else 's'} ago"
+    return "just now"
