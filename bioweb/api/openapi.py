@@ -137,8 +137,14 @@ REQUEST_FORMS: dict[str, type[FlaskForm]] = {
 }
 
 
+# Fields a body must name although their form takes null (PATCH names what it changes).
+REQUIRED_KEYS: dict[str, list[str]] = {"DeviceUpdate": ["name"]}
+
+
 def _request_schema(name: str) -> dict[str, Any]:
     schema = form_schema(REQUEST_FORMS[name])
+    if name in REQUIRED_KEYS:
+        schema = {"type": "object", "required": REQUIRED_KEYS[name], **schema}
     for field, examples in EXAMPLES.get(name, {}).items():
         schema["properties"][field] = {**schema["properties"][field], "examples": examples}
     return schema
