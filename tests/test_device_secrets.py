@@ -384,3 +384,29 @@ def test_secret_use_sums_the_last_day_per_slot(client, pat, device):
     token_service.write_token_counts()
     use = device_service.secret_use(row.id)
     assert set(use) == {2} and use[2].tokens_24h == 1
+
+
+@pytest.mark.server
+def test_a_gunicorn_worker_writes_the_counts_it_holds_when_it_stops(app, database_url, device):
+    """The counts a worker holds in memory are written at its graceful exit (a deploy, a
+    restart), not lost: five token requests in one hour, one row counting 1, then 5."""
+    import requests
+
+    from tests.helpers import LiveServer
+
+    row, secret = device
+    server = LiveServer(database_url, workers=1)
+    server.start()
+    try:
+        for _ in range(5):
+            answer = requests.post(
+                f"{server.url}/token",
+                auth=(row.client_id, secret),
+                data={"grant_type": "client_credentials"},
+                timeout=10,
+            )
+            assert answer.status_code == 200, answer.text
+        assert _issued() == {1: 1}
+    finally:
+        server.stop()
+    assert _issued() == {1: 5}
