@@ -7,7 +7,8 @@ metric, optionally `--rows` samples seeded first (the full table); then `--batch
 of 1,000 new samples POSTed with the device's token, half plain, half under cProfile. Prints
 the wall and CPU time per batch (median, no profiler) and the inclusive time per batch of each
 stage of the path: body decode, the msgspec convert of each item, the metric lookup, the
-existence check, the INSERT ... RETURNING, the audit upsert, the commit, the answer.
+existence check, the INSERT ... RETURNING, the rollups (issue 12: summarised in Python per
+slot and per hour, then upserted), the audit upsert, the commit, the answer.
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ STAGES = [
     ("rows (_row x 1,000)", "services/samples.py", "_row"),
     ("existence check (_existing, both)", "services/samples.py", "_existing"),
     ("insert + existence (_store)", "services/samples.py", "_store"),
+    ("  of which the rollups (add_samples)", "services/rollups.py", "add_samples"),
+    ("    summarise (slots, in Python)", "services/rollups.py", "summarise"),
+    ("    by_hour (hours, in Python)", "services/rollups.py", "by_hour"),
+    ("    the two upserts (_upsert)", "services/rollups.py", "_upsert"),
     ("audit upsert (_audit)", "services/samples.py", "_audit"),
     ("commit (session.commit)", "orm/scoping.py", "commit"),
     ("answer (JSON)", "api/core.py", "answer"),

@@ -15,16 +15,23 @@ For each database backend (SQLite, and PostgreSQL when reachable):
    a few concurrent clients, against the driver's own insert of as many rows (executemany or
    COPY, the ceiling) and InfluxDB; worker CPU per sample, worker memory after it
    (bench/samples.py);
-6. samples scale: 10,000,000 samples over 1,000 metrics seeded in bulk, then 1,000 samples
-   of one metric read from the start, middle and end of its range, and a batch inserted into
-   the full table against the empty one.
+6. samples scale: 10,000,000 samples over 1,000 metrics seeded in bulk (with their rollups),
+   then 1,000 samples of one metric read from the start, middle and end of its range, and a
+   batch inserted into the full table against the empty one;
+7. calculations (issue 12): a metric with one sample a minute for a year (525,600) added to
+   the table of 10,000,000 samples (filler metrics seeded first when the samples phase did not
+   run), rollups seeded in bulk and checked against the raw samples; over HTTP with the
+   owner's PAT, single connection: a year of daily buckets (average, sum) and the metric with
+   its figures, against a trivial read (the device, same PAT) as the ceiling; the same
+   service calls in process, profiled, with their SQL and plans (bench/calculations.py).
 
 Prints the tables and writes them, with every raw figure, to bench/out/<timestamp>/.
 Environment (or the matching options): BENCH_BACKENDS, BENCH_DURATION, BENCH_ROUNDS,
 BENCH_THREADS, BENCH_CONNECTIONS, BENCH_SCALE_DEVICES, BENCH_PG_URL, BENCH_PG_DB, BENCH_WARMUP,
-BENCH_USERS, BENCH_DEVICES_PER_USER, BENCH_OUT, BENCH_PHASES (throughput,scale,ingest,samples),
-BENCH_INGEST_CLIENTS, BENCH_INGEST_BATCHES, BENCH_INFLUX, BENCH_SAMPLES_SCALE,
-BENCH_SAMPLES_METRICS, BENCH_INSERT_BATCHES.
+BENCH_USERS, BENCH_DEVICES_PER_USER, BENCH_OUT,
+BENCH_PHASES (throughput,scale,ingest,samples,calculations), BENCH_INGEST_CLIENTS,
+BENCH_INGEST_BATCHES, BENCH_INFLUX, BENCH_SAMPLES_SCALE, BENCH_SAMPLES_METRICS,
+BENCH_INSERT_BATCHES, BENCH_CALC_REQUESTS.
 `bench/run.py --report bench/out/<timestamp>/results.json` prints the tables of a saved run.
 """
 
@@ -42,6 +49,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -51,6 +59,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Response
 
+from bench import calculations as bench_calculations
 from bench import loadgen, seed, servers
 from bench import samples as bench_samples
 from bench.loadgen import LoadSpec, WrkResult
@@ -81,10 +90,13 @@ SCALE_ROUNDS = 3  # single-connection latency runs per case, interleaved
 INGEST_TARGETS = {"sqlite": 0.25, "postgresql": 0.15}
 READ_SPREAD_TARGET = 1.5
 INSERT_FULL_TARGET = 1.5
+# Issue 12: a year of daily buckets of a metric with a sample a minute, and the metric's
+# figures, each <= 20 ms p50 at 10,000,000 samples in the table.
+CALC_TARGET_MS = 20.0
 # The phases of a run (--phases): the wrk throughput runs (with memory and the token read
 # before scale), the device scale, the samples ingest (with InfluxDB and memory after it),
-# the samples scale.
-PHASES = ("throughput", "scale", "ingest", "samples")
+# the samples scale, the calculations.
+PHASES = ("throughput", "scale", "ingest", "samples", "calculations")
 
 
 def log(message: str) -> None:
@@ -119,6 +131,8 @@ class Options:
     samples_scale: int = 10_000_000
     samples_metrics: int = 1000
     insert_batches: int = 20
+    # Calculations (issue 12): requests of each case over HTTP (and calls in process).
+    calc_requests: int = 200
 
 
 @dataclass
@@ -637,7 +651,11 @@ def run_samples_scale(
         empty = bs.batch_latency(target.url, alone, bs.Timeline(alone.metric_id, start), opts.insert_batches)
     log(f"samples scale: seeding {per_metric * len(writers):,} samples over {len(writers):,} metrics")
     seeded = bs.seed_samples(db.url, [w.metric_id for w in writers], per_metric, start, step)
-    log(f"samples scale: seeded in {seeded['seconds']:.1f} s")
+    log(f"samples scale: seeded in {seeded['seconds']:.1f} s (rollups {seeded['rollups_seconds']:.1f} s)")
+    seeded["rollups_checked"] = bs.verify_rollups(db.url, [w.metric_id for w in writers])
+    log(
+        f"samples scale: rollups equal the samples' summaries on {seeded['rollups_checked']['units_checked']}"
+    )
     metric = writers[len(writers) // 2]
     auth = f"Bearer {metric.token}"
     points = {"start": 0, "middle": per_metric // 2, "end": max(0, per_metric - bs.BATCH)}
@@ -669,6 +687,167 @@ def run_samples_scale(
         "insert_empty": empty,
         "insert_full": full,
         "memory_mb": target.worker_rss_mb(),
+    }
+
+
+def run_calculations(
+    opts: Options, db: BenchDatabase, engine: sa.Engine, data: seed.LoadData, target: servers.Server
+) -> dict[str, Any]:
+    """A metric with one sample a minute for a year (min(525,600, samples_scale)) in a table of
+    at least `samples_scale` samples (filler metrics first when the samples phase has not filled
+    it), its owner in Europe/Berlin; rollups seeded in bulk and checked against the samples;
+    then the year of daily buckets and the metric's figures over HTTP against a trivial read
+    with the same PAT, and the same service calls in process (bench/calculations.py)."""
+    bc, bs = bench_calculations, bench_samples
+    with engine.connect() as conn:
+        existing = conn.exec_driver_sql("SELECT COUNT(*) FROM quantity_samples").scalar_one()
+    year = min(bc.YEAR_SAMPLES, opts.samples_scale)
+    offset = 2 * opts.ingest_clients + 2 + opts.samples_metrics
+    (metric,) = bs.create_metrics(engine, data, 1, offset=offset)
+    minute = timedelta(minutes=1)
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    series = []
+    need = opts.samples_scale - existing - year
+    if need > 0:
+        fillers = bs.create_metrics(engine, data, max(1, opts.samples_metrics - 1), offset=offset + 1)
+        per_metric = -(-need // len(fillers))
+        step = timedelta(minutes=5)
+        start = now - step * per_metric - timedelta(days=1)
+        series.append(bs.Series([w.metric_id for w in fillers], per_metric, start, step))
+    first_sample = now - minute * year
+    series.append(bs.Series([metric.metric_id], year, first_sample, minute))
+    log(
+        f"calculations: seeding {sum(s.samples for s in series):,} samples ({year:,} of one metric, a minute "
+        f"apart) with their rollups into a table of {existing:,}"
+    )
+    seeded = bs.seed_series(db.url, series)
+    log(
+        f"calculations: seeded in {seeded['seconds']:.1f} s (rollup rows {seeded['rollup_rows']} in "
+        f"{seeded['rollups_seconds']:.1f} s)"
+    )
+    checked = bs.verify_rollups(db.url, [m for s in series for m in s.metric_ids])
+    year_checked = bs.verify_rollups(db.url, [metric.metric_id], picks=20, seed=13)
+    if year_checked["samples_counted"] != year:
+        raise RuntimeError(
+            f"the year metric's rollups count {year_checked['samples_counted']:,}, not {year:,}"
+        )
+    log(
+        f"calculations: rollups equal the samples' summaries on {checked['units_checked']} and "
+        f"{year_checked['units_checked']} (year metric), counts add up"
+    )
+    with engine.connect() as conn:
+        rows_in_table = conn.exec_driver_sql("SELECT COUNT(*) FROM quantity_samples").scalar_one()
+        rollups_in_table = {
+            level.table.name: conn.exec_driver_sql(f"SELECT COUNT(*) FROM {level.table.name}").scalar_one()
+            for level in bs.rollup_levels()
+        }
+    device = next(d for d in data.devices if d.id == metric.device_id)
+    pat = next(u.pat for u in data.users if u.id == device.user_id)
+    bc.set_time_zone(engine, device.user_id)
+    auth = f"Bearer {pat}"
+    data_span = (first_sample, now)  # [first sample, last sample + 1 minute)
+    asked = datetime.now(UTC)
+    days = bc.year_of_days(asked)
+    rolling = (asked - timedelta(days=365), asked)
+
+    def in_range(low: datetime, high: datetime) -> int:
+        first = max(0, -(-(low - first_sample) // minute))
+        last = min(year - 1, (high - first_sample) // minute)
+        return max(0, last - first + 1)
+
+    m = metric.metric_id
+    cases = [
+        bc.Case(
+            "days_average",
+            "a year of daily buckets, average (365 local days, midnight to midnight)",
+            bc.query_path(m, "average", *days),
+            auth,
+        ),
+        bc.Case(
+            "days_sum", "a year of daily buckets, sum (the same range)", bc.query_path(m, "sum", *days), auth
+        ),
+        bc.Case(
+            "days_average_now",
+            "a year of daily buckets, average, [now - 365 days, now] (366 buckets, two cut slots read raw)",
+            bc.query_path(m, "average", *rolling),
+            auth,
+        ),
+        bc.Case(
+            "figures",
+            "GET /api/v1/metric/<id> with its figures (avg_today ... avg_last_year, latest)",
+            f"/api/v1/metric/{m}",
+            auth,
+        ),
+        bc.Case(
+            "ceiling",
+            "ceiling: GET /api/v1/device/<id> (same PAT)",
+            f"/api/v1/device/{metric.device_id}",
+            auth,
+        ),
+    ]
+    by_name = {c.name: c for c in cases}
+    answers = {
+        "days_average": bc.check_days(
+            bc.fetch(target.url, by_name["days_average"]), "average", data_span, in_range(*days)
+        ),
+        "days_sum": bc.check_days(
+            bc.fetch(target.url, by_name["days_sum"]), "sum", data_span, in_range(*days)
+        ),
+        "days_average_now": bc.check_days(
+            bc.fetch(target.url, by_name["days_average_now"]), "average", data_span, in_range(*rolling)
+        ),
+        "figures": bc.check_figures(bc.fetch(target.url, by_name["figures"]), data_span, asked),
+    }
+    log(f"calculations: answers checked: {answers}")
+    db_cpu, close = bc.postgres_cpu(db.url) if db.backend == "postgresql" else (None, lambda: None)
+    load_before = os.getloadavg()
+    try:
+        http = bc.sequential(
+            target.url,
+            cases,
+            opts.calc_requests,
+            warmup=20,
+            cpu_seconds=target.cpu_seconds,
+            db_cpu_seconds=db_cpu,
+        )
+    finally:
+        close()
+    load_after = os.getloadavg()
+    ceiling = http["ceiling"]["p50_ms"]
+    for row in http.values():
+        log(
+            f"calculations: {row['label']}: p50 {row['p50_ms']:.2f} ms p99 {row['p99_ms']:.2f} ms "
+            f"worker CPU {row['worker_cpu_ms']:.2f} ms database CPU {row['db_cpu_ms'] or 0:.2f} ms "
+            f"({row['p50_ms'] / ceiling:.2f}x the ceiling; rounds {[round(x, 2) for x in row['rounds_p50_ms']]})"
+        )
+    memory = target.worker_rss_mb()
+    queries = {}
+    for name in ("days_average", "days_sum", "days_average_now"):
+        args = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(by_name[name].path).query))
+        queries[name] = args
+    db_cpu, close = bc.postgres_cpu(db.url) if db.backend == "postgresql" else (None, lambda: None)
+    try:
+        local = bc.in_process(
+            db.url, device.user_id, m, queries, repeat=max(5, opts.calc_requests // 4), db_cpu_seconds=db_cpu
+        )
+    finally:
+        close()
+    for name, row in local.items():
+        log(f"calculations: in process {name}: median {row['median_ms']:.2f} ms, CPU {row['cpu_ms']:.2f} ms")
+    return {
+        "seeded": seeded,
+        "rollups_checked": {"all": checked, "year_metric": year_checked},
+        "rows_in_table": rows_in_table,
+        "rollups_in_table": rollups_in_table,
+        "metric_id": m,
+        "year_samples": year,
+        "time_zone": bc.ZONE,
+        "answers": answers,
+        "http": http,
+        "in_process": local,
+        "memory_mb": memory,
+        # Other work on the machine moves these figures: how busy it was around the HTTP runs.
+        "load_average": {"before": load_before, "after": load_after},
     }
 
 
@@ -751,6 +930,8 @@ def bench_backend(backend: str, opts: Options, work_dir: Path) -> dict[str, Any]
             ingest = result["ingest"] = run_ingest(opts, db, engine, data, target, work_dir)
         if "samples" in opts.phases and opts.samples_scale:
             result["samples_scale"] = run_samples_scale(opts, db, engine, data, target, ingest)
+        if "calculations" in opts.phases and opts.samples_scale:
+            result["calculations"] = run_calculations(opts, db, engine, data, target)
         result["seconds"] = time.perf_counter() - started
         return result
     finally:
@@ -858,6 +1039,8 @@ def report(results: list[dict[str, Any]], opts: Options) -> str:
             memories["bioweb, after the samples ingest"] = res["ingest"]["memory_mb"]
         if res.get("samples_scale"):
             memories["bioweb, after the samples scale reads"] = res["samples_scale"]["memory_mb"]
+        if res.get("calculations"):
+            memories["bioweb, after the calculations"] = res["calculations"]["memory_mb"]
         for name, values in memories.items():
             goal = name.startswith("bioweb")
             lines.append(
@@ -866,6 +1049,7 @@ def report(results: list[dict[str, Any]], opts: Options) -> str:
                 f"{_ok(max(values) <= RSS_TARGET_MB) if goal else '-'} |"
             )
     lines += samples_report(results)
+    lines += calculations_report(results)
     return _without_empty_tables("\n".join(lines))
 
 
@@ -953,6 +1137,53 @@ def samples_report(results: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def calculations_report(results: list[dict[str, Any]]) -> list[str]:
+    """The table of issue 12: calculations and figures at scale, against the ceiling."""
+    calculated = [r for r in results if r.get("calculations")]
+    if not calculated:
+        return []
+    lines = [
+        "",
+        "### Calculations and figures (issue 12; one client, one request at a time, owner's PAT)",
+        "",
+        "| backend | case | p50 ms | p99 ms | p50 vs ceiling | target | met | CPU ms/req: workers + database "
+        "| in process median ms (CPU ms: process + database) |",
+        "|---|---|---:|---:|---:|---|---|---:|---:|",
+    ]
+    for res in calculated:
+        calc, backend = res["calculations"], res["backend"]
+        seeded = calc["seeded"]
+        rollups = ", ".join(f"{table} {count:,} rows" for table, count in calc["rollups_in_table"].items())
+        checked = sum(n for part in calc["rollups_checked"].values() for n in part["units_checked"].values())
+        lines.append(
+            f"| {backend} | {calc['rows_in_table']:,} samples in the table ({rollups}); "
+            f"{seeded['samples']:,} seeded here in {seeded['seconds']:.0f} s (rollups "
+            f"{seeded['rollups_seconds']:.0f} s), rollups checked against the samples on {checked} rows"
+            f" | - | - | - | - | - | - | - |"
+        )
+        ceiling = calc["http"]["ceiling"]["p50_ms"]
+        for name, row in calc["http"].items():
+            goal = name in ("days_average", "days_sum", "figures")
+            local = calc["in_process"].get("metric_figures" if name == "figures" else name)
+            in_process = f"{local['median_ms']:.2f} ({local['cpu_ms']:.2f}" if local else "-"
+            if local and local.get("db_cpu_ms") is not None:
+                in_process += f" + {local['db_cpu_ms']:.2f}"
+            in_process += ")" if local else ""
+            cpu = f"{row.get('worker_cpu_ms') or 0:.2f}"
+            if row.get("db_cpu_ms") is not None:
+                cpu += f" + {row['db_cpu_ms']:.2f}"
+            label = row["label"]
+            if name.startswith("days"):
+                label += f" ({calc['year_samples']:,} samples)"
+            lines.append(
+                f"| {backend} | {label} | {row['p50_ms']:.2f} | {row['p99_ms']:.2f} | "
+                f"{row['p50_ms'] / ceiling:.2f}x | {f'<= {CALC_TARGET_MS:g} ms' if goal else '-'} | "
+                f"{_ok(row['p50_ms'] <= CALC_TARGET_MS) if goal else '-'} | "
+                f"{cpu} | {in_process} |"
+            )
+    return lines
+
+
 def machine(results: list[dict[str, Any]]) -> dict[str, Any]:
     cpu = next(
         (
@@ -1030,6 +1261,12 @@ def options(argv: list[str] | None) -> Options:
         default=int(env("BENCH_INSERT_BATCHES", "20")),
         help="batches of the single-client insert runs (empty and full table)",
     )
+    parser.add_argument(
+        "--calc-requests",
+        type=int,
+        default=int(env("BENCH_CALC_REQUESTS", "200")),
+        help="requests of each calculations case (single connection, after a warm-up)",
+    )
     args = parser.parse_args(argv)
     phases = [p.strip() for p in args.phases.split(",") if p.strip()]
     unknown = sorted(set(phases) - set(PHASES))
@@ -1058,6 +1295,7 @@ def options(argv: list[str] | None) -> Options:
         samples_scale=args.samples_scale,
         samples_metrics=args.samples_metrics,
         insert_batches=args.insert_batches,
+        calc_requests=args.calc_requests,
     )
 
 

@@ -29,7 +29,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -39,7 +39,9 @@ import msgspec
 import sqlalchemy as sa
 
 from bench import seed, servers
-from bioweb.models import Metric, Sample
+from bioweb.config import normalize_database_url
+from bioweb.models import SLOT_SECONDS, Metric, Sample
+from bioweb.services import rollups
 
 BATCH = 1000
 SAMPLE_TYPE, UNIT = "heartRate", "count/min"
@@ -441,6 +443,53 @@ def influx_ingest(work_dir: Path, batches: list[list[list[dict[str, Any]]]]) -> 
 # --- scale ----------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class RollupLevel:
+    """A rollup table of the models: its unit column (slot, hour) and how many 15-minute
+    slots make one unit."""
+
+    table: sa.Table
+    unit: str
+    slots: int
+
+    @property
+    def columns(self) -> list[str]:
+        """The columns in the order `Series.rollup_rows` yields them (all of the table's)."""
+        names = ["metric_id", self.unit, *ROLLUP_FIGURES]
+        if set(names) != {c.name for c in self.table.columns}:
+            raise RuntimeError(f"bench/samples.py does not know every column of {self.table.name}")
+        return names
+
+
+# The figures of a rollup row, after (metric_id, unit), in the order the seeding writes them.
+ROLLUP_FIGURES = (
+    "sample_count",
+    "total",
+    "minimum",
+    "maximum",
+    "latest_value",
+    "latest_start",
+    "latest_received",
+    "latest_id",
+)
+# The units the seeding knows how to fill; a rollup table keyed by anything else stops the run
+# (seeding it wrong or not at all would make every calculation figure meaningless).
+_UNIT_SLOTS = {"slot": 1, "hour": 3600 // SLOT_SECONDS}
+
+
+def rollup_levels() -> list[RollupLevel]:
+    """Every rollup table of the models (a table with metric_id and latest_id), finest first."""
+    levels = []
+    for table in Sample.metadata.sorted_tables:
+        if "latest_id" not in table.c or "metric_id" not in table.c:
+            continue
+        (unit,) = [c.name for c in table.primary_key.columns if c.name != "metric_id"]
+        if unit not in _UNIT_SLOTS:
+            raise RuntimeError(f"bench/samples.py does not know how to seed {table.name} (keyed by {unit})")
+        levels.append(RollupLevel(table, unit, _UNIT_SLOTS[unit]))
+    return sorted(levels, key=lambda level: level.slots)
+
+
 def _secondary_indexes(conn: Any, sqlite: bool) -> list[tuple[str, str]]:
     """(name, CREATE statement) of quantity_samples' indexes that back no constraint (all but
     the primary key), from the database itself, so a bulk load can rebuild them exactly."""
@@ -460,14 +509,98 @@ def _secondary_indexes(conn: Any, sqlite: bool) -> list[tuple[str, str]]:
     return [(name, sql.replace(" ON ONLY ", " ON ")) for name, sql in conn.execute(query).fetchall()]
 
 
+def quantity(t: int) -> float:
+    """The value of sample t of every seeded metric: 55 ... 114, repeating every 60 samples
+    (so any run of a multiple of 60 consecutive samples averages 84.5)."""
+    return 55.0 + t % 60
+
+
+@dataclass(frozen=True)
+class Series:
+    """`per_metric` samples of each of `metric_ids`, sample t at `start + t * step`, all
+    received at `start + per_metric * step`."""
+
+    metric_ids: list[int]
+    per_metric: int
+    start: datetime
+    step: timedelta
+
+    @property
+    def samples(self) -> int:
+        return self.per_metric * len(self.metric_ids)
+
+    @property
+    def received(self) -> datetime:
+        return self.start + self.step * self.per_metric
+
+    def sample_id(self, first_id: int, t: int, j: int) -> int:
+        """The id of sample t of the j-th metric: time-major, from `first_id`."""
+        return first_id + t * len(self.metric_ids) + j
+
+    def units(self, slots: int) -> list[tuple[int, int, float, float, float, int]]:
+        """(unit, count, total, minimum, maximum, last t) of every unit of `slots` slots the
+        series' samples fill, the same for each of its metrics (they share times and values)."""
+        found: list[list[Any]] = []
+        for t in range(self.per_metric):
+            unit, q = rollups.slot_of(self.start + self.step * t) // slots, quantity(t)
+            if found and found[-1][0] == unit:
+                entry = found[-1]
+                entry[1] += 1
+                entry[2] += q
+                entry[3] = min(entry[3], q)
+                entry[4] = max(entry[4], q)
+                entry[5] = t
+            else:
+                found.append([unit, 1, q, q, q, t])
+        return [tuple(entry) for entry in found]  # type: ignore[misc]
+
+    def rollup_rows(
+        self, first_id: int, level: RollupLevel, stamp: Callable[[datetime], Any] = lambda moment: moment
+    ) -> Iterator[tuple[Any, ...]]:
+        """The rows of one rollup table for the series, in `level.columns` order, metric by
+        metric, unit by unit; times as `stamp` makes them (computed once a unit, not once a
+        row). The latest sample of a unit is its last t: every sample of a metric has its own
+        start_date, so no tie is left for received_time and id to break."""
+        received = stamp(self.received)
+        units = [
+            (unit, count, total, minimum, maximum, quantity(last), stamp(self.start + self.step * last), last)
+            for unit, count, total, minimum, maximum, last in self.units(level.slots)
+        ]
+        width = len(self.metric_ids)
+        for j, metric_id in enumerate(self.metric_ids):
+            base = first_id + j
+            for unit, count, total, minimum, maximum, value, latest, last in units:
+                yield (
+                    metric_id,
+                    unit,
+                    count,
+                    total,
+                    minimum,
+                    maximum,
+                    value,
+                    latest,
+                    received,
+                    base + last * width,  # = self.sample_id(first_id, last, j)
+                )
+
+
 def seed_samples(
     url: str, metric_ids: list[int], per_metric: int, start: datetime, step: timedelta
 ) -> dict[str, Any]:
-    """`per_metric` samples for each metric, sample t of every metric at `start + t * step`,
-    time-major (as devices upload), each with a client_sample_id (a HealthKit UUID) and a
-    time-ordered uuid (version 7, as the service makes them).
+    """`seed_series` of one series."""
+    return seed_series(url, [Series(metric_ids, per_metric, start, step)])
 
-    A bulk load as a database administrator would do it: the secondary indexes (the unique
+
+def seed_series(url: str, series: list[Series], rebuild_indexes: bool | None = None) -> dict[str, Any]:
+    """The samples of each series (one after the other; within one, time-major: sample t of
+    every metric before sample t + 1 of any, as devices upload), each with a client_sample_id
+    (a HealthKit UUID), a time-ordered uuid (version 7, as the service makes them) and an
+    explicit id; then their rows in every rollup table (`rollup_levels`: per slot, per hour),
+    computed from the same arithmetic and written in bulk. `verify_rollups` checks them
+    against the samples afterwards.
+
+    A bulk load as a database administrator would do it: unless the table already holds
+    more rows than are loaded (`rebuild_indexes` None) the secondary indexes (the unique
     keys, the time-range and uuid indexes: all but the primary key) are dropped, the rows go
     in with raw executemany in transactions of a million rows (SQLite) or one COPY
     (PostgreSQL), and the indexes are rebuilt from their own definitions; then ANALYZE (and
@@ -475,77 +608,257 @@ def seed_samples(
     denser than ones grown row by row, which if anything makes later inserts split more pages.
     """
     started = time.perf_counter()
-    received = start + step * per_metric
-    total = per_metric * len(metric_ids)
-    names = ", ".join(COLUMNS)
+    total = sum(s.samples for s in series)
+    names = ", ".join(["id", *COLUMNS])
+    levels = rollup_levels()
     timings: dict[str, float] = {}
-    if url.startswith("sqlite"):
+    sqlite = url.startswith("sqlite")
+    engine = sa.create_engine(normalize_database_url(url))
+    with engine.connect() as conn:
+        existing = conn.execute(sa.select(sa.func.count()).select_from(Sample)).scalar_one()
+        first_id = conn.execute(sa.select(sa.func.coalesce(sa.func.max(Sample.id), 0))).scalar_one() + 1
+    engine.dispose()
+    if rebuild_indexes is None:
+        rebuild_indexes = existing < total
+    firsts, at = [], first_id
+    for s in series:
+        firsts.append(at)
+        at += s.samples
+    rollup_rows = {level.table.name: 0 for level in levels}
+    if sqlite:
         conn = sqlite3.connect(sqlite_path(url), isolation_level=None)
         for pragma in ("journal_mode=WAL", "busy_timeout=60000", "synchronous=NORMAL", "cache_size=-1000000"):
             conn.execute(f"PRAGMA {pragma}")
-        indexes = _secondary_indexes(conn, sqlite=True)
+        indexes = _secondary_indexes(conn, sqlite=True) if rebuild_indexes else []
         for name, _sql in indexes:
             conn.execute(f"DROP INDEX {name}")
-        sql = f"INSERT INTO quantity_samples ({names}) VALUES ({', '.join('?' * len(COLUMNS))})"
-        rcv = _sqlite_time(received)
+        sql = f"INSERT INTO quantity_samples ({names}) VALUES ({', '.join('?' * (len(COLUMNS) + 1))})"
 
-        def rows(t_from: int, t_to: int) -> Iterator[tuple[Any, ...]]:
+        def rows(s: Series, first: int, t_from: int, t_to: int) -> Iterator[tuple[Any, ...]]:
+            rcv = _sqlite_time(s.received)
             for t in range(t_from, t_to):
-                begin = _sqlite_time(start + step * t)
-                end = _sqlite_time(start + step * (t + 1))
-                uuids = _uuids7(len(metric_ids), start + step * (t + 1))
-                ids = _uuids(len(metric_ids), upper=True)
-                q = 55.0 + t % 60
-                for m, sample_uuid, csid in zip(metric_ids, uuids, ids, strict=True):
-                    yield (sample_uuid, m, begin, end, q, "NotSet", None, "", 0, csid, 1, rcv)
+                begin = _sqlite_time(s.start + s.step * t)
+                end = _sqlite_time(s.start + s.step * (t + 1))
+                uuids = _uuids7(len(s.metric_ids), s.start + s.step * (t + 1))
+                ids = _uuids(len(s.metric_ids), upper=True)
+                q = quantity(t)
+                base = s.sample_id(first, t, 0)
+                for j, (m, sample_uuid, csid) in enumerate(zip(s.metric_ids, uuids, ids, strict=True)):
+                    yield (base + j, sample_uuid, m, begin, end, q, "NotSet", None, "", 0, csid, 1, rcv)
 
-        per_tx = max(1, 1_000_000 // len(metric_ids))
-        for t_from in range(0, per_metric, per_tx):
-            conn.execute("BEGIN")
-            conn.executemany(sql, rows(t_from, min(per_metric, t_from + per_tx)))
-            conn.execute("COMMIT")
+        for s, first in zip(series, firsts, strict=True):
+            per_tx = max(1, 1_000_000 // len(s.metric_ids))
+            for t_from in range(0, s.per_metric, per_tx):
+                conn.execute("BEGIN")
+                conn.executemany(sql, rows(s, first, t_from, min(s.per_metric, t_from + per_tx)))
+                conn.execute("COMMIT")
         timings["rows_seconds"] = time.perf_counter() - started
         for _name, create in indexes:
             conn.execute(create)
         timings["indexes_seconds"] = time.perf_counter() - started - timings["rows_seconds"]
-        conn.execute("ANALYZE")
+        mark = time.perf_counter()
+
+        def sqlite_rollups(s: Series, first: int, level: RollupLevel) -> Iterator[tuple[Any, ...]]:
+            for row in s.rollup_rows(first, level, _sqlite_time):
+                rollup_rows[level.table.name] += 1
+                yield row
+
+        conn.execute("BEGIN")
+        for level in levels:
+            columns = level.columns
+            insert = f"INSERT INTO {level.table.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+            for s, first in zip(series, firsts, strict=True):
+                conn.executemany(insert, sqlite_rollups(s, first, level))
+        conn.execute("COMMIT")
+        timings["rollups_seconds"] = time.perf_counter() - mark
+        if rebuild_indexes:
+            conn.execute("ANALYZE")
+        else:
+            for level in levels:
+                conn.execute(f"ANALYZE {level.table.name}")
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         conn.close()
     else:
         import psycopg
 
-        rcv = received.isoformat()
         with psycopg.connect(url) as conn:
-            indexes = _secondary_indexes(conn, sqlite=False)
+            indexes = _secondary_indexes(conn, sqlite=False) if rebuild_indexes else []
             for name, _sql in indexes:
                 conn.execute(f'DROP INDEX "{name}"')
             with conn.cursor() as cursor:
                 with cursor.copy(f"COPY quantity_samples ({names}) FROM STDIN") as copy:
-                    for t in range(per_metric):
-                        begin = (start + step * t).isoformat()
-                        end = (start + step * (t + 1)).isoformat()
-                        uuids = _uuids7(len(metric_ids), start + step * (t + 1))
-                        ids = _uuids(len(metric_ids), upper=True)
-                        q = 55.0 + t % 60
-                        copy.write(
-                            "".join(
-                                f"{u}\t{m}\t{begin}\t{end}\t{q}\tNotSet\t\\N\t\tf\t{c}\t1\t{rcv}\n"
-                                for m, u, c in zip(metric_ids, uuids, ids, strict=True)
+                    for s, first in zip(series, firsts, strict=True):
+                        rcv = s.received.isoformat()
+                        for t in range(s.per_metric):
+                            begin = (s.start + s.step * t).isoformat()
+                            end = (s.start + s.step * (t + 1)).isoformat()
+                            uuids = _uuids7(len(s.metric_ids), s.start + s.step * (t + 1))
+                            ids = _uuids(len(s.metric_ids), upper=True)
+                            q = quantity(t)
+                            base = s.sample_id(first, t, 0)
+                            copy.write(
+                                "".join(
+                                    f"{base + j}\t{u}\t{m}\t{begin}\t{end}\t{q}\tNotSet\t\\N\t\tf\t{c}\t1\t{rcv}\n"
+                                    for j, (m, u, c) in enumerate(zip(s.metric_ids, uuids, ids, strict=True))
+                                )
                             )
-                        )
+            # The service's inserts take their ids from the sequence: move it past ours.
+            conn.execute(
+                "SELECT setval(pg_get_serial_sequence('quantity_samples', 'id'), "
+                "(SELECT MAX(id) FROM quantity_samples))"
+            )
             timings["rows_seconds"] = time.perf_counter() - started
             conn.execute("SET maintenance_work_mem = '256MB'")
             for _name, create in indexes:
                 conn.execute(create)
             conn.commit()
             timings["indexes_seconds"] = time.perf_counter() - started - timings["rows_seconds"]
+            mark = time.perf_counter()
+            for level in levels:
+                columns = level.columns
+                with conn.cursor() as cursor:
+                    with cursor.copy(f"COPY {level.table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+                        for s, first in zip(series, firsts, strict=True):
+                            lines = []
+                            for row in s.rollup_rows(first, level, datetime.isoformat):
+                                rollup_rows[level.table.name] += 1
+                                lines.append("\t".join(map(str, row)) + "\n")
+                                if len(lines) >= 10_000:
+                                    copy.write("".join(lines))
+                                    lines.clear()
+                            copy.write("".join(lines))
+            conn.commit()
+            timings["rollups_seconds"] = time.perf_counter() - mark
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE quantity_samples")
+            for level in levels:
+                conn.execute(f"VACUUM ANALYZE {level.table.name}")
             conn.execute("CHECKPOINT")
     return {
         "samples": total,
-        "metrics": len(metric_ids),
+        "metrics": sum(len(s.metric_ids) for s in series),
+        "series": [
+            {
+                "metrics": len(s.metric_ids),
+                "per_metric": s.per_metric,
+                "start": s.start.isoformat(),
+                "step_seconds": s.step.total_seconds(),
+            }
+            for s in series
+        ],
+        "rows_before": existing,
+        "rollup_rows": rollup_rows,
         "seconds": time.perf_counter() - started,
         "indexes_rebuilt": len(indexes),
         **timings,
     }
+
+
+def verify_rollups(url: str, metric_ids: list[int], picks: int = 30, seed: int = 12) -> dict[str, Any]:
+    """Check the rollups of these metrics against their samples, in every rollup table: for
+    `picks` random (metric, unit) pairs of each table, and the first and last unit of the first
+    and last metric and the unit before the first, the stored row must equal what
+    `bioweb.services.rollups.summarise` makes of the raw samples of that unit (its slots'
+    summaries combined); over all `metric_ids`, each table's sample_count must add up to the
+    number of (non-null) samples. Raises RuntimeError on any difference; returns what was
+    checked."""
+    import random
+
+    rng = random.Random(seed)
+    engine = sa.create_engine(normalize_database_url(url))
+    samples = Sample.__table__
+    columns = (
+        samples.c.id,
+        samples.c.metric_id,
+        samples.c.start_date,
+        samples.c.received_time,
+        samples.c.quantity,
+        samples.c.is_null,
+    )
+    checked: dict[str, int] = {}
+    counts: dict[str, int] = {}
+    with engine.connect() as conn:
+        in_samples = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(samples)
+            .where(
+                samples.c.metric_id.in_(metric_ids),
+                samples.c.is_null.is_(False),
+                samples.c.quantity.is_not(None),
+            )
+        ).scalar_one()
+        for level in rollup_levels():
+            table, unit = level.table, level.table.c[level.unit]
+            pairs: list[tuple[int, int]] = []
+            for metric_id in dict.fromkeys([metric_ids[0], metric_ids[-1]]):
+                first, last = conn.execute(
+                    sa.select(sa.func.min(unit), sa.func.max(unit)).where(table.c.metric_id == metric_id)
+                ).one()
+                if first is None:
+                    raise RuntimeError(f"metric {metric_id} has no rows in {table.name}")
+                pairs += [(metric_id, first), (metric_id, last), (metric_id, first - 1)]
+            units: dict[int, list[int]] = {}
+            for _ in range(picks):
+                metric_id = rng.choice(metric_ids)
+                if metric_id not in units:
+                    units[metric_id] = (
+                        conn.execute(sa.select(unit).where(table.c.metric_id == metric_id)).scalars().all()
+                    )
+                pairs.append((metric_id, rng.choice(units[metric_id])))
+            for metric_id, number in pairs:
+                raw = conn.execute(
+                    sa.select(*columns).where(
+                        samples.c.metric_id == metric_id,
+                        samples.c.start_date >= rollups.slot_start(number * level.slots),
+                        samples.c.start_date < rollups.slot_start((number + 1) * level.slots),
+                    )
+                ).all()
+                combined: rollups.Rollup | None = None
+                for _key, part in sorted(rollups.summarise(raw).items()):
+                    if combined is None:
+                        combined = rollups.Rollup(
+                            part.count,
+                            part.total,
+                            part.minimum,
+                            part.maximum,
+                            part.latest_value,
+                            part.latest_key,
+                        )
+                    else:
+                        combined.add(part)
+                stored = conn.execute(
+                    sa.select(table).where(table.c.metric_id == metric_id, unit == number)
+                ).one_or_none()
+                want = None
+                if combined is not None:
+                    start, received, sample_id = combined.latest_key
+                    want = {
+                        "metric_id": metric_id,
+                        level.unit: number,
+                        "sample_count": combined.count,
+                        "total": combined.total,
+                        "minimum": combined.minimum,
+                        "maximum": combined.maximum,
+                        "latest_value": combined.latest_value,
+                        "latest_start": start,
+                        "latest_received": received,
+                        "latest_id": sample_id,
+                    }
+                got = None if stored is None else dict(stored._mapping)
+                if got != want:
+                    raise RuntimeError(
+                        f"{table.name} of metric {metric_id}, {level.unit} {number}: stored {got}, "
+                        f"from the samples {want}"
+                    )
+            checked[table.name] = len(pairs)
+            counts[table.name] = conn.execute(
+                sa.select(sa.func.coalesce(sa.func.sum(table.c.sample_count), 0)).where(
+                    table.c.metric_id.in_(metric_ids)
+                )
+            ).scalar_one()
+            if counts[table.name] != in_samples:
+                raise RuntimeError(
+                    f"{table.name} counts {counts[table.name]:,} samples, the table holds {in_samples:,}"
+                )
+    engine.dispose()
+    return {"units_checked": checked, "samples_counted": in_samples}
