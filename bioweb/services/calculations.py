@@ -397,20 +397,30 @@ def _sums_statement(dialect: str, scope: _Scope, level: sa.Table) -> sa.Select[A
         return _STATEMENTS[key]
     source, unit = _source(scope, level)
     table, bucket, first, end = _range_table(dialect)
-    statement = (
-        sa.select(
-            bucket.label("bucket"),
-            sa.func.max(unit).label("last"),
-            sa.func.sum(source.c.sample_count).label("n"),
-            sa.func.sum(source.c.total).label("total"),
-            sa.func.min(source.c.minimum).label("minimum"),
-            sa.func.max(source.c.maximum).label("maximum"),
-        )
-        .select_from(
-            table.join(source, sa.and_(_metric_match(source.c.metric_id, scope), unit >= first, unit < end))
-        )
-        .group_by(bucket)
+    sums = (
+        sa.func.max(unit).label("last"),
+        sa.func.sum(source.c.sample_count).label("n"),
+        sa.func.sum(source.c.total).label("total"),
+        sa.func.min(source.c.minimum).label("minimum"),
+        sa.func.max(source.c.maximum).label("maximum"),
     )
+    in_range = sa.and_(_metric_match(source.c.metric_id, scope), unit >= first, unit < end)
+    if dialect == "postgresql":
+        # One aggregate per range (LATERAL): the only plan is a primary-key range scan each. A
+        # join and GROUP BY let the planner read all of a metric's rows against every range
+        # when there were few ranges (18-33 ms for two instead of 0.3), and a generic plan
+        # (prepared statements) do so always.
+        per_range = sa.select(*sums).where(in_range).lateral("sums")
+        statement = sa.select(bucket.label("bucket"), *per_range.c).select_from(
+            table.join(per_range, sa.true())
+        )
+    else:
+        # SQLite already searches the primary key once per range (json_each drives the join).
+        statement = (
+            sa.select(bucket.label("bucket"), *sums)
+            .select_from(table.join(source, in_range))
+            .group_by(bucket)
+        )
     if not scope.choosing:
         _STATEMENTS[key] = statement
     return statement
@@ -430,7 +440,8 @@ def _sum_ranges(
         parameters["metric_ids"] = scope.metric_ids
     if scope.choosing:
         parameters.update(low=min(r[1] for r in ranges), high=max(r[2] for r in ranges))
-    grouped = conn.execute(_sums_statement(dialect, scope, level), parameters).all()
+    # (A range without rows answers no row on SQLite, a row of nulls through LATERAL.)
+    grouped = [row for row in conn.execute(_sums_statement(dialect, scope, level), parameters) if row.n]
     latest = _latest_of(conn, scope, level, {row.last for row in grouped}) if with_latest else {}
     nothing = (0.0, (EPOCH, EPOCH, 0))
     found = []
@@ -566,7 +577,10 @@ def _compute(
     else:
         if query.start < slot_start(low):
             pieces.append((query.start, slot_start(low), False))
-        pieces.append((slot_start(high), query.finish, True))
+        if query.finish + timedelta(microseconds=1) == slot_start(high + 1):
+            high += 1  # the range ends with its last slot (...:59:59.999999): whole, not cut
+        else:
+            pieces.append((slot_start(high), query.finish, True))
     starts = [(i, max(edges[i], low), min(edges[i + 1], high)) for i in range(len(edges) - 1)]
     parts = _read(conn, scope, starts, query.function == LATEST)
     parts += [(bisect.bisect_right(edges, slot) - 1, rollup) for slot, rollup in _edges(conn, scope, pieces)]
@@ -644,12 +658,13 @@ def calculate(actor: Actor, query: CalculationQuery) -> CalculationResult:
         bounds, buckets = _compute(conn, scope, query, zone)
     results = []
     last_instant = query.finish + timedelta(microseconds=1)
+    local = [bound.astimezone(zone) for bound in bounds]
     for index, rollup in enumerate(buckets):
         low, high = bounds[index], bounds[index + 1]
         results.append(
             CalculationBucket(
-                start=low.astimezone(zone),
-                finish=high.astimezone(zone),
+                start=local[index],
+                finish=local[index + 1],
                 value=_value(query.function, rollup),
                 count=rollup.count if rollup is not None else 0,
                 partial=low < query.start or high > last_instant,

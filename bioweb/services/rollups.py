@@ -127,23 +127,35 @@ def _unit(table: sa.Table) -> sa.Column[int]:
     return table.c.slot if table is _rollups else table.c.hour
 
 
-def _upsert(
-    connection: sa.Connection | None, table: sa.Table, rows: list[dict[str, Any]], *, replace: bool
-) -> None:
-    """Write rollup rows, in key order (concurrent writers lock them in one order).
+_UPSERTS: dict[tuple[str, str, bool], Any] = {}
 
-    replace=False adds them to what is stored; replace=True overwrites it."""
-    if not rows:
-        return
+
+def _upsert_statement(dialect: str, table: sa.Table, *, replace: bool) -> Any:
+    """INSERT ... ON CONFLICT (metric_id, unit) DO UPDATE for a rollup table, built once.
+
+    replace=False adds to what is stored (counts and sums added, the smaller minimum, the greater
+    maximum, the later latest); replace=True overwrites it."""
+    key = (dialect, table.name, replace)
+    if key in _UPSERTS:
+        return _UPSERTS[key]
     unit = _unit(table).name
-    bind = connection if connection is not None else db.session.get_bind()
-    postgresql = bind.dialect.name == "postgresql"
+    postgresql = dialect == "postgresql"
     insert = (postgresql_insert if postgresql else sqlite_insert)(table)
     new = insert.excluded
     smaller, greater = (sa.func.least, sa.func.greatest) if postgresql else (sa.func.min, sa.func.max)
+    figures = (
+        "sample_count",
+        "total",
+        "minimum",
+        "maximum",
+        "latest_value",
+        "latest_start",
+        "latest_received",
+        "latest_id",
+    )
     values: dict[str, Any]
     if replace:
-        values = {name: new[name] for name in rows[0] if name not in ("metric_id", unit)}
+        values = {name: new[name] for name in figures}
     else:
         later = sa.tuple_(new.latest_start, new.latest_received, new.latest_id) > sa.tuple_(
             table.c.latest_start, table.c.latest_received, table.c.latest_id
@@ -153,12 +165,21 @@ def _upsert(
             "total": table.c.total + new.total,
             "minimum": smaller(table.c.minimum, new.minimum),
             "maximum": greater(table.c.maximum, new.maximum),
-            **{
-                name: sa.case((later, new[name]), else_=table.c[name])
-                for name in ("latest_value", "latest_start", "latest_received", "latest_id")
-            },
+            **{name: sa.case((later, new[name]), else_=table.c[name]) for name in figures[4:]},
         }
-    statement = insert.on_conflict_do_update(index_elements=["metric_id", unit], set_=values)
+    _UPSERTS[key] = insert.on_conflict_do_update(index_elements=["metric_id", unit], set_=values)
+    return _UPSERTS[key]
+
+
+def _upsert(
+    connection: sa.Connection | None, table: sa.Table, rows: list[dict[str, Any]], *, replace: bool
+) -> None:
+    """Write rollup rows, in key order (concurrent writers lock them in one order)."""
+    if not rows:
+        return
+    unit = _unit(table).name
+    bind = connection if connection is not None else db.session.get_bind()
+    statement = _upsert_statement(bind.dialect.name, table, replace=replace)
     ordered = sorted(rows, key=lambda row: (row["metric_id"], row[unit]))
     if connection is not None:
         connection.execute(statement, ordered)
