@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from bioweb import devicecodes
-from bioweb.models import Device, DeviceState, Tenant, Token, TokenKind, User
+from bioweb.models import Device, DeviceState, Tenant, Token, TokenKind, User, search_key
 from bioweb.security import PAT_PREFIX, SECRET_PREFIX, digest, hash_password
 from bioweb.signing import TokenSigner
 
@@ -289,7 +289,9 @@ def seed_load_data(
                         "user_id": user_id,
                         "manufacturer": "Apple",
                         "code": entry.code,
+                        "code_key": search_key(entry.code),
                         "product_name": entry.product_name,
+                        "product_key": search_key(entry.product_name),
                         "is_test_mode": rng.random() < 0.1,
                         "state": int(DeviceState.ACTIVE if active else DeviceState.DISABLED),
                         "client_id": client_id,
@@ -380,7 +382,9 @@ def seed_scale_data(engine: sa.Engine, devices: int = 1_000_000, sample_size: in
                     "user_id": user_id,
                     "manufacturer": "Apple",
                     "code": entry.code,
+                    "code_key": search_key(entry.code),
                     "product_name": entry.product_name,
+                    "product_key": search_key(entry.product_name),
                     "is_test_mode": False,
                     "state": int(DeviceState.ACTIVE),
                     "client_id": client_ids[i],

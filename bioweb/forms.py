@@ -395,7 +395,7 @@ MAX_OLD_SECRET_SECONDS = 30 * 24 * 3600
 class NewSecretForm(FlaskForm):
     """The body of POST /api/v1/device/<id>/secrets (optional: {} or no body at all)."""
 
-    expires_in = IntegerField(
+    expires_in = DigitsField(
         "expires_in",
         validators=[
             IdRange(1, message=f"must be from 1 to {MAX_OLD_SECRET_SECONDS} seconds (30 days)."),
