@@ -35,6 +35,7 @@ TINY = [
     "--samples-scale=20000",
     "--samples-metrics=10",
     "--insert-batches=2",
+    "--calc-requests=5",
 ]
 
 
