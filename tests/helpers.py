@@ -50,20 +50,72 @@ def make_app(database_url: str, **overrides: Any) -> Flask:
 def app_with_database(database_url: str, **overrides: Any) -> Iterator[Flask]:
     """An app on `database_url` with its tables created and its app context pushed for the
     test body; every test request gets its own context (IsolatedClient). Afterwards the
-    tables are emptied (PostgreSQL: one database per session) and connections closed."""
+    tables are emptied (PostgreSQL: one database per session) and connections closed.
+
+    A new SQLite file starts as a copy of a schema made once per process (create_all costs
+    about 30 ms a test). PostgreSQL is emptied with DELETE and its sequences restarted, in
+    one transaction: TRUNCATE made new files for every table and partition, about 90 ms a test.
+    """
+    sqlite_file = _sqlite_path(database_url)
+    copied = sqlite_file is not None and not sqlite_file.exists() and _copy_sqlite_schema(sqlite_file)
     app = make_app(database_url, **overrides)
     isolate_requests(app)
     with app.app_context():
-        db.create_all()
+        if not copied and database_url not in _CREATED:
+            db.create_all()
+            if database_url.startswith("postgresql"):  # a session's database keeps its tables
+                _CREATED.add(database_url)
         try:
             yield app
         finally:
             db.session.remove()
             if database_url.startswith("postgresql"):
-                tables = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
-                with db.engine.begin() as conn:
-                    conn.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+                _empty_postgresql()
             db.engine.dispose()
+
+
+def _sqlite_path(database_url: str) -> Path | None:
+    prefix = "sqlite:///"
+    if not database_url.startswith(prefix) or database_url == prefix or ":memory:" in database_url:
+        return None
+    return Path(database_url[len(prefix) :])
+
+
+_SQLITE_TEMPLATE: list[bytes] = []
+_CREATED: set[str] = set()
+
+
+def _copy_sqlite_schema(target: Path) -> bool:
+    """Write the schema's SQLite file (made once per process by create_all) to `target`."""
+    if not _SQLITE_TEMPLATE:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as folder:
+            template = Path(folder) / "schema.db"
+            app = make_app(f"sqlite:///{template}")
+            with app.app_context():
+                db.create_all()
+                db.engine.dispose()
+            _SQLITE_TEMPLATE.append(template.read_bytes())
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(_SQLITE_TEMPLATE[0])
+    return True
+
+
+def _empty_postgresql() -> None:
+    """Every table emptied (children first) and every sequence restarted, as TRUNCATE ...
+    RESTART IDENTITY would."""
+    with db.engine.begin() as conn:
+        for table in reversed(db.metadata.sorted_tables):
+            conn.execute(table.delete())
+        sequences = conn.execute(
+            sa.text(
+                "SELECT relname FROM pg_class WHERE relkind = 'S' AND relnamespace = 'public'::regnamespace"
+            )
+        ).scalars()
+        statements = [f'ALTER SEQUENCE "{name}" RESTART' for name in sequences]
+        if statements:
+            conn.exec_driver_sql("; ".join(statements))
 
 
 def make_user(email: str = "ada@example.com", password: str = PASSWORD, tenant: str | None = None) -> User:
