@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from tests.helpers import (
+    CHROMIUM_ARGS,
     app_with_database,
     create_pg_database,
     drop_pg_database,
@@ -37,6 +39,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         names = set(MODULE_MARKERS.get(item.path.name, ()))
         if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
             names.add("server")
+        if "browser" in getattr(item, "fixturenames", ()):
+            names.add("browser")
         params = getattr(getattr(item, "callspec", None), "params", {})
         # The database_url fixture's PostgreSQL half, and every other fixture or test
         # parametrized the same way (a module's own stack, empty database, backup backend).
@@ -47,6 +51,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for fixture, group in XDIST_GROUPS.items():
             if fixture in getattr(item, "fixturenames", ()):
                 item.add_marker(pytest.mark.xdist_group(group.format(**params)))
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Debian's headless Chromium through Playwright (its own download cannot work here), one
+    per worker: every test that uses it is in one xdist group, so one in all."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
 
 
 @pytest.fixture(scope="session")

@@ -6,18 +6,16 @@ and, in headless Chromium, the page proposing the browser's own zone."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 
 from bioweb.errors import InvalidInput
 from bioweb.extensions import db
 from bioweb.models import User
 from bioweb.services import accounts
 from tests.helpers import (
-    CHROMIUM_ARGS,
     PASSWORD,
     SCREENSHOTS,
     basic,
@@ -255,14 +253,6 @@ def test_a_bad_zone_from_the_form_is_shown_with_the_saved_one_kept(web, user):
 
 
 # --- the browser's zone, in Chromium ----------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.mark.browser

@@ -9,16 +9,15 @@ tests/screenshots/ beside test_browser.py's."""
 from __future__ import annotations
 
 import zoneinfo
-from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta
 
 import pytest
 import requests
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from bioweb.extensions import db
 from bioweb.services import metrics, samples, sources
-from tests.helpers import CHROMIUM_ARGS, PASSWORD, SCREENSHOTS, bearer, make_device, make_pat, make_user
+from tests.helpers import PASSWORD, SCREENSHOTS, bearer, make_device, make_pat, make_user
 
 pytestmark = pytest.mark.browser
 
@@ -26,14 +25,6 @@ DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 ZONE = "Europe/Berlin"
 EMPTY_DAY = 3  # days before today without a sample
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 class Watched:

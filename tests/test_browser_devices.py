@@ -9,27 +9,18 @@ Screenshots at desktop and phone width land in tests/screenshots/ (devices-*.png
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
 import requests
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from bioweb.services import devices
-from tests.helpers import CHROMIUM_ARGS, PASSWORD, SCREENSHOTS, make_device, make_user
+from tests.helpers import PASSWORD, SCREENSHOTS, make_device, make_user
 
 pytestmark = pytest.mark.browser
 
 DESKTOP = {"width": 1280, "height": 860}
 PHONE = {"width": 390, "height": 844}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 class Watched:

@@ -8,15 +8,14 @@ link to it. Screenshots at desktop and phone size land in tests/screenshots/."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
-from tests.helpers import CHROMIUM_ARGS, PASSWORD, SCREENSHOTS, make_device, make_pat, make_user
+from tests.helpers import PASSWORD, SCREENSHOTS, make_device, make_pat, make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 
@@ -35,14 +34,6 @@ document.addEventListener("securitypolicyviolation", (e) =>
 def database_url(tmp_path: Path) -> str:
     """SQLite only: the page does not depend on the database, so one backend is enough."""
     return f"sqlite:///{tmp_path / 'bioweb.db'}"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 class Watched:

@@ -7,12 +7,11 @@ tests/screenshots/ beside test_browser.py's."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from tests.helpers import CHROMIUM_ARGS, PASSWORD, SCREENSHOTS, make_user
+from tests.helpers import PASSWORD, SCREENSHOTS, make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 
@@ -22,14 +21,6 @@ PHONE_AGENT = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
     "Version/17.5 Mobile/15E148 Safari/604.1"
 )
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 class Watched:
