@@ -41,22 +41,13 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from bench import seed
+from bioweb.services.calculations import PERIODS as FIGURES
 
 PATH = "/api/v1/quantity-sample-calculations"
 YEAR_SAMPLES = 525_600  # one a minute for 365 days
 ZONE = "Europe/Berlin"
 # A run of a multiple of 60 consecutive seeded samples averages this (bench/samples.quantity).
 FULL_AVERAGE = 84.5
-FIGURES = (
-    "today",
-    "yesterday",
-    "this_week",
-    "last_week",
-    "this_month",
-    "last_month",
-    "this_year",
-    "last_year",
-)
 
 
 @dataclass(frozen=True)

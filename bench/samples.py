@@ -462,16 +462,7 @@ class RollupLevel:
 
 
 # The figures of a rollup row, after (metric_id, unit), in the order the seeding writes them.
-ROLLUP_FIGURES = (
-    "sample_count",
-    "total",
-    "minimum",
-    "maximum",
-    "latest_value",
-    "latest_start",
-    "latest_received",
-    "latest_id",
-)
+ROLLUP_FIGURES = rollups.FIGURES
 # The units the seeding knows how to fill; a rollup table keyed by anything else stops the run
 # (seeding it wrong or not at all would make every calculation figure meaningless).
 _UNIT_SLOTS = {"slot": 1, "hour": 3600 // SLOT_SECONDS}

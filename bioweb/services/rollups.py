@@ -127,6 +127,17 @@ def _unit(table: sa.Table) -> sa.Column[int]:
     return table.c.slot if table is _rollups else table.c.hour
 
 
+# The figures of a rollup row after its key (metric_id, slot or hour), in the tables' order.
+FIGURES = (
+    "sample_count",
+    "total",
+    "minimum",
+    "maximum",
+    "latest_value",
+    "latest_start",
+    "latest_received",
+    "latest_id",
+)
 _UPSERTS: dict[tuple[str, str, bool], Any] = {}
 
 
@@ -143,16 +154,7 @@ def _upsert_statement(dialect: str, table: sa.Table, *, replace: bool) -> Any:
     insert = (postgresql_insert if postgresql else sqlite_insert)(table)
     new = insert.excluded
     smaller, greater = (sa.func.least, sa.func.greatest) if postgresql else (sa.func.min, sa.func.max)
-    figures = (
-        "sample_count",
-        "total",
-        "minimum",
-        "maximum",
-        "latest_value",
-        "latest_start",
-        "latest_received",
-        "latest_id",
-    )
+    figures = FIGURES
     values: dict[str, Any]
     if replace:
         values = {name: new[name] for name in figures}
