@@ -10,8 +10,9 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import requests
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
@@ -22,6 +23,9 @@ from bioweb.extensions import db
 from bioweb.models import Device, User
 from bioweb.readmodels import NewDevice
 from bioweb.services import accounts, devices, tokens
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct horse battery staple"
@@ -238,6 +242,9 @@ def drop_pg_database(admin_url: str, database_url: str) -> None:
 
 SCREENSHOTS = ROOT / "tests" / "screenshots"
 
+DESKTOP = {"width": 1280, "height": 860}
+PHONE = {"width": 390, "height": 844}
+
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -293,3 +300,40 @@ class IsolatedClient(FlaskClient):
 def isolate_requests(app: Flask) -> None:
     """Make app.test_client() hand out IsolatedClient from now on."""
     app.test_client_class = IsolatedClient
+
+
+class Journey:
+    """A page in a browser test plus the problems it reported: console errors, CSP violations,
+    failed requests; `snap` saves it at desktop and phone width as <label>-<name>[-phone].png."""
+
+    def __init__(self, page: Page, label: str):
+        self.page = page
+        self.label = label
+        self.problems: list[str] = []
+        page.on("console", self._console)
+        page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
+        page.on("response", self._response)
+
+    def _console(self, message) -> None:
+        # A page answered with 400 or 404 on purpose logs "Failed to load resource"; _response
+        # judges those. Anything else (a CSP refusal, a script error) is a problem.
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
+            self.problems.append(f"console: {message.text}")
+
+    def _response(self, response) -> None:
+        if response.request.resource_type != "document" and response.status >= 400:
+            self.problems.append(f"{response.status} for {response.url}")
+
+    def snap(self, name: str) -> None:
+        """Full-page screenshots at desktop and phone width."""
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=SCREENSHOTS / f"{self.label}-{name}.png", full_page=True)
+        self.page.set_viewport_size(PHONE)
+        self.page.screenshot(path=SCREENSHOTS / f"{self.label}-{name}-phone.png", full_page=True)
+        self.page.set_viewport_size(DESKTOP)
+
+
+def token_for(base: str, client_id: str, secret: str) -> requests.Response:
+    return requests.post(
+        f"{base}/token", auth=(client_id, secret), data={"grant_type": "client_credentials"}, timeout=10
+    )

@@ -10,48 +10,9 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import requests
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, expect
 
-from tests.helpers import SCREENSHOTS
-
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1280, "height": 860}
-
-
-class Journey:
-    """A page plus the problems it reported: console errors, CSP violations, failed requests."""
-
-    def __init__(self, page: Page, label: str):
-        self.page = page
-        self.label = label
-        self.problems: list[str] = []
-        page.on("console", self._console)
-        page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
-        page.on("response", self._response)
-
-    def _console(self, message) -> None:
-        # A page answered with 400 or 404 on purpose logs "Failed to load resource"; _response
-        # judges those. Anything else (a CSP refusal, a script error) is a problem.
-        if message.type == "error" and not message.text.startswith("Failed to load resource"):
-            self.problems.append(f"console: {message.text}")
-
-    def _response(self, response) -> None:
-        if response.request.resource_type != "document" and response.status >= 400:
-            self.problems.append(f"{response.status} for {response.url}")
-
-    def snap(self, name: str) -> None:
-        """Full-page screenshots at desktop and phone width."""
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        self.page.screenshot(path=SCREENSHOTS / f"{self.label}-{name}.png", full_page=True)
-        self.page.set_viewport_size(PHONE)
-        self.page.screenshot(path=SCREENSHOTS / f"{self.label}-{name}-phone.png", full_page=True)
-        self.page.set_viewport_size(DESKTOP)
-
-
-def token_for(base: str, client_id: str, secret: str) -> requests.Response:
-    return requests.post(
-        f"{base}/token", auth=(client_id, secret), data={"grant_type": "client_credentials"}, timeout=10
-    )
+from tests.helpers import DESKTOP, Journey, token_for
 
 
 def send_samples(base: str, device_token: str, device_id: int) -> int:

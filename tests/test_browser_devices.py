@@ -15,47 +15,9 @@ import requests
 from playwright.sync_api import Browser, Page, expect
 
 from bioweb.services import devices
-from tests.helpers import PASSWORD, SCREENSHOTS, make_device, make_user
+from tests.helpers import DESKTOP, PASSWORD, Journey, make_device, make_user, token_for
 
 pytestmark = pytest.mark.browser
-
-DESKTOP = {"width": 1280, "height": 860}
-PHONE = {"width": 390, "height": 844}
-
-
-class Watched:
-    """A page and the problems it reports: console errors (CSP refusals among them), page
-    errors, failed requests other than documents answered with an error on purpose."""
-
-    def __init__(self, page: Page, label: str):
-        self.page = page
-        self.label = label
-        self.problems: list[str] = []
-        page.on("console", self._console)
-        page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
-        page.on("response", self._response)
-
-    def _console(self, message) -> None:
-        if message.type == "error" and not message.text.startswith("Failed to load resource"):
-            self.problems.append(f"console: {message.text}")
-
-    def _response(self, response) -> None:
-        if response.request.resource_type != "document" and response.status >= 400:
-            self.problems.append(f"{response.status} for {response.url}")
-
-    def snap(self, name: str) -> None:
-        """Full-page screenshots at desktop and phone width."""
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        self.page.screenshot(path=SCREENSHOTS / f"devices-{self.label}-{name}.png", full_page=True)
-        self.page.set_viewport_size(PHONE)
-        self.page.screenshot(path=SCREENSHOTS / f"devices-{self.label}-{name}-phone.png", full_page=True)
-        self.page.set_viewport_size(DESKTOP)
-
-
-def token_for(base: str, client_id: str, secret: str) -> requests.Response:
-    return requests.post(
-        f"{base}/token", auth=(client_id, secret), data={"grant_type": "client_credentials"}, timeout=10
-    )
 
 
 def reads_itself(base: str, device_id: int, token: str) -> int:
@@ -89,7 +51,7 @@ def test_device_list_names_and_two_secret_rotation(
     old_token = token_for(live_server, watch.client_id, old_secret).json()["access_token"]
 
     context = browser.new_context(viewport=DESKTOP, base_url=live_server)
-    watched = Watched(context.new_page(), label)
+    watched = Journey(context.new_page(), f"devices-{label}")
     page = watched.page
     page.goto("/login")
     page.get_by_label("Email address").fill("ada@example.com")
