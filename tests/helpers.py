@@ -337,3 +337,16 @@ def token_for(base: str, client_id: str, secret: str) -> requests.Response:
     return requests.post(
         f"{base}/token", auth=(client_id, secret), data={"grant_type": "client_credentials"}, timeout=10
     )
+
+
+def assert_error(response, status: int, code: str | None = None) -> dict:
+    """An API error answer: the status, JSON with error, a non-empty error_description and maybe
+    fields (and the error code when given); its body."""
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.mimetype == "application/json"
+    body = response.get_json()
+    assert set(body) <= {"error", "error_description", "fields"}
+    assert isinstance(body["error_description"], str) and body["error_description"]
+    if code is not None:
+        assert body["error"] == code
+    return body

@@ -18,6 +18,7 @@ from bioweb.services import accounts
 from tests.helpers import (
     PASSWORD,
     SCREENSHOTS,
+    assert_error,
     basic,
     bearer,
     input_value,
@@ -28,16 +29,6 @@ from tests.helpers import (
 )
 
 ACCOUNT = "/api/v1/account"
-
-
-def assert_error(response, status: int, code: str | None = None) -> dict:
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == "application/json"
-    body = response.get_json()
-    assert set(body) <= {"error", "error_description", "fields"}
-    if code is not None:
-        assert body["error"] == code
-    return body
 
 
 def stored_zone(email: str = "ada@example.com") -> str:

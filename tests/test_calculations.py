@@ -20,8 +20,8 @@ import sqlalchemy as sa
 from bioweb.extensions import db
 from bioweb.models import Sample, SampleRollup
 from bioweb.services import rollups
-from tests.helpers import bearer, make_device, make_pat, make_user
-from tests.test_samples import assert_error, batch, iso, new_metric
+from tests.helpers import assert_error, bearer, make_device, make_pat, make_user
+from tests.test_samples import batch, iso, new_metric
 
 CALC = "/api/v1/quantity-sample-calculations"
 ZONES = ["Asia/Kathmandu", "America/St_Johns", "Europe/Berlin", "UTC"]

@@ -15,7 +15,16 @@ import sqlalchemy as sa
 
 from bioweb.extensions import db
 from bioweb.models import Metric, Sample
-from tests.helpers import app_with_database, basic, bearer, isolate_requests, make_device, make_pat, make_user
+from tests.helpers import (
+    app_with_database,
+    assert_error,
+    basic,
+    bearer,
+    isolate_requests,
+    make_device,
+    make_pat,
+    make_user,
+)
 
 HR = {"sample_type": "heartRate", "quantity_type": "count/min"}
 T0 = datetime(2022, 1, 12, 6, 0, tzinfo=UTC)
@@ -23,17 +32,6 @@ SAMPLES = "/api/v1/quantity-samples"
 
 
 # --- helpers -------------------------------------------------------------------------------------
-
-
-def assert_error(response, status: int, code: str | None = None) -> dict:
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == "application/json"
-    body = response.get_json()
-    assert set(body) <= {"error", "error_description", "fields"}
-    assert isinstance(body["error_description"], str) and body["error_description"]
-    if code is not None:
-        assert body["error"] == code
-    return body
 
 
 def iso(moment: datetime) -> str:

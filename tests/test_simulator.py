@@ -21,19 +21,9 @@ from bioweb.errors import Conflict
 from bioweb.extensions import db
 from bioweb.models import Sample
 from bioweb.services import accounts, metrics, samples, simulator
-from tests.helpers import basic, bearer, flask_cli, make_device, make_pat, make_user
+from tests.helpers import assert_error, basic, bearer, flask_cli, make_device, make_pat, make_user
 
 SIMULATORS = "/api/v1/metric-operations/simulators"
-
-
-def assert_error(response, status: int, code: str | None = None) -> dict:
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == "application/json"
-    body = response.get_json()
-    assert set(body) <= {"error", "error_description", "fields"}
-    if code is not None:
-        assert body["error"] == code
-    return body
 
 
 def stored(metric_id: int) -> list[dict]:
