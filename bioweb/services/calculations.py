@@ -48,7 +48,7 @@ from ..models import (
 )
 from ..readmodels import CalculationBucket, CalculationResult, MetricDetail, MetricFigures
 from . import Actor, accounts, metrics
-from .rollups import EPOCH, SLOTS_PER_HOUR, Rollup, slot_of, slot_start, summarise
+from .rollups import EPOCH, SLOTS_PER_HOUR, SUMMARISED, Rollup, slot_of, slot_start, summarise
 
 FUNCTIONS = {1: "average", 2: "sum", 3: "minimum", 4: "maximum", 5: "count", 6: "latest"}
 FREQUENCIES = {1: "day", 2: "week", 3: "month", 4: "year", 5: "hour"}
@@ -496,7 +496,7 @@ def _edges(
     for start, end, inclusive in pieces:
         ending = _samples.c.start_date <= end if inclusive else _samples.c.start_date < end
         samples = conn.execute(
-            sa.select(*_RAW).where(
+            sa.select(*SUMMARISED).where(
                 _samples.c.metric_id.in_(scope.metric_ids), _samples.c.start_date >= start, ending
             )
         ).all()
@@ -512,16 +512,6 @@ def _edges(
             summary = {key: value for key, value in summary.items() if key[0] == source}
         found += [(slot, rollup) for (_, slot), rollup in summary.items()]
     return found
-
-
-_RAW = (
-    _samples.c.id,
-    _samples.c.metric_id,
-    _samples.c.start_date,
-    _samples.c.received_time,
-    _samples.c.quantity,
-    _samples.c.is_null,
-)
 
 
 def _value(function: int, rollup: Rollup | None) -> float | None:

@@ -197,7 +197,8 @@ def add_samples(samples: Iterable[Any]) -> None:
     _upsert(None, _hours, _rows(_hours, by_hour(slots)), replace=False)
 
 
-_SUMMARISED = (
+# The sample columns `summarise` reads (recompute, rebuild, and calculations' cut slots).
+SUMMARISED = (
     _samples.c.id,
     _samples.c.metric_id,
     _samples.c.start_date,
@@ -256,7 +257,7 @@ def recompute(affected: set[tuple[int, int]]) -> None:
     for metric_id, slots in by_metric.items():
         for first, last in _slot_ranges(slots):
             rows = db.session.execute(
-                sa.select(*_SUMMARISED).where(
+                sa.select(*SUMMARISED).where(
                     _samples.c.metric_id == metric_id,
                     _samples.c.start_date >= slot_start(first),
                     _samples.c.start_date < slot_start(last + 1),
@@ -318,7 +319,7 @@ def rebuild(connection: sa.Connection, metric_ids: Iterable[int] | None = None, 
         position: tuple[datetime, int] | None = None
         pending: dict[tuple[int, int], Rollup] = {}
         while True:
-            query = sa.select(*_SUMMARISED).where(_samples.c.metric_id == metric_id)
+            query = sa.select(*SUMMARISED).where(_samples.c.metric_id == metric_id)
             if position is not None:
                 after = sa.tuple_(
                     sa.literal(position[0], _samples.c.start_date.type),
