@@ -92,6 +92,9 @@ class User(db.Model):
     # An IANA zone name: the person's day, week, month and year for figures and calculations.
     time_zone: Mapped[str] = mapped_column(sa.String(64), default="UTC", server_default="UTC")
     created_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # When the person proved the address by a mailed link (or a password reset); NULL until then.
+    # Accounts from the CLI and the service count as confirmed; the sign-up page's do not.
+    email_confirmed_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     tenant: Mapped[Tenant] = relationship()
 
@@ -506,3 +509,35 @@ def _create_partitions(table: sa.Table, connection: sa.Connection, **kw: Any) ->
     if connection.dialect.name == "postgresql":
         for statement in sample_partitions_ddl(table.name):
             connection.exec_driver_sql(statement)
+
+
+# --- accounts: email confirmation, password reset, account events (issue 16) ---
+
+
+class AccountEventKind(enum.StrEnum):
+    SIGNIN = "signin"
+    SIGNOUT = "signout"
+    PASSWORD_CHANGED = "password.changed"
+    RESET_REQUESTED = "reset.requested"
+    RESET_USED = "reset.used"
+    EMAIL_CONFIRMED = "email.confirmed"
+    EXPORT_MADE = "export.made"
+    DEVICE_DELETED = "device.deleted"
+    ACCOUNT_DELETED = "account.deleted"
+
+
+class AccountEvent(db.Model):
+    """Something that happened to a person's account (sign-in, password reset, export, ...),
+    with where it was asked from; shown to them on the account page, newest first
+    (services.account_events)."""
+
+    __tablename__ = "account_events"
+    __table_args__ = (sa.Index("ix_account_events_user_id_id", "user_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
+    kind: Mapped[str] = mapped_column(sa.String(40))
+    time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ip: Mapped[str | None] = mapped_column(sa.String(45))
+    request_id: Mapped[str | None] = mapped_column(sa.String(64))
+    user_agent: Mapped[str] = mapped_column(sa.String(200), default="")
