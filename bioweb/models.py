@@ -63,8 +63,8 @@ class DeviceState(enum.IntEnum):
 
 class TokenKind(enum.StrEnum):
     PERSONAL = "pat"  # a user's personal access token (scripts, curl)
-    REFRESH = "refresh"  # a refresh token of a grant that acts for a person
-    # Device access tokens are signed (bioweb/signing.py) and have no row.
+    REFRESH = "refresh"  # a refresh token of a grant (models.Grant) that acts for a person
+    # Access tokens (a device's own, and a grant's) are signed (bioweb/signing.py) and have no row.
 
 
 class Tenant(db.Model):
@@ -228,6 +228,9 @@ class Device(db.Model):
     # The published API's field: the registration time until the device first gets a token,
     # then moved by /token and by its requests (at most once a minute).
     last_active_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Redirect URIs its owner added for the authorization-code flow (one per line), besides
+    # the one every device has: <base URL>/appauth/code (services/clients.py).
+    redirect_uris: Mapped[str] = mapped_column(sa.Text, default="", server_default=sa.text("''"))
 
     user: Mapped[User] = relationship()
 
@@ -250,9 +253,11 @@ class Token(db.Model):
     scope: Mapped[str] = mapped_column(sa.String(255))
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
     device_id: Mapped[int | None] = mapped_column(sa.ForeignKey("devices.id"))
-    # Every access and refresh token descending from one client-credentials grant shares a
-    # family; reuse of a rotated refresh token revokes the whole family.
+    # Every refresh token descending from one authorization code shares a family; reuse of a
+    # rotated refresh token revokes the whole family (and moves its grant's generation).
     family: Mapped[str | None] = mapped_column(sa.String(32), index=True)
+    # The grant a refresh token belongs to (NULL for a PAT).
+    grant_id: Mapped[int | None] = mapped_column(sa.ForeignKey("grants.id"), index=True)
     created_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_time: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     revoked_time: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
@@ -509,6 +514,107 @@ def _create_partitions(table: sa.Table, connection: sa.Connection, **kw: Any) ->
     if connection.dialect.name == "postgresql":
         for statement in sample_partitions_ddl(table.name):
             connection.exec_driver_sql(statement)
+
+
+# --- applications, grants and authorization codes (issue 13) ---
+
+
+class ClientType(enum.StrEnum):
+    CONFIDENTIAL = "confidential"  # a server-side app: authenticates with its client secret
+    PUBLIC = "public"  # a native or browser app: no secret, PKCE required (RFC 8252)
+
+
+class Application(db.Model):
+    """An OAuth client a person registered (a phone app, a third-party service): any person may
+    authorize it to act for them. Its client id starts with `app_`, so it never meets a
+    device's (16 hex digits)."""
+
+    __tablename__ = "applications"
+    __table_args__ = (sa.Index("ix_applications_user_id_id", "user_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))  # who registered it
+    name: Mapped[str] = mapped_column(sa.String(100))
+    homepage_url: Mapped[str] = mapped_column(sa.String(500), default="")
+    client_id: Mapped[str] = mapped_column(sa.String(32), unique=True)
+    client_type: Mapped[str] = mapped_column(sa.String(12))
+    # SHA-256 of the client secret ("" for a public client).
+    client_secret_digest: Mapped[str] = mapped_column(sa.String(64), default="")
+    client_secret_created_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # One per line; at least one.
+    redirect_uris: Mapped[str] = mapped_column(sa.Text)
+    created_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    modified_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    owner: Mapped[User] = relationship()
+
+
+class Grant(db.Model):
+    """What a person approved: a client (a device, or an application) may act for them with
+    these scopes. One per (person, client); approving again widens it.
+
+    Its access tokens are signed and carry the grant's id and generation: revoking one of them
+    (or a refresh token's family) moves the generation, which ends that grant's access tokens
+    and no one else's. Revoking the grant deletes it with its refresh tokens and codes."""
+
+    __tablename__ = "grants"
+    __table_args__ = (
+        sa.Index("ix_grants_user_id_id", "user_id", "id"),
+        sa.Index(
+            "uq_grants_user_device",
+            "user_id",
+            "device_id",
+            unique=True,
+            sqlite_where=sa.text("device_id IS NOT NULL"),
+            postgresql_where=sa.text("device_id IS NOT NULL"),
+        ),
+        sa.Index(
+            "uq_grants_user_application",
+            "user_id",
+            "application_id",
+            unique=True,
+            sqlite_where=sa.text("application_id IS NOT NULL"),
+            postgresql_where=sa.text("application_id IS NOT NULL"),
+        ),
+        sa.Index("ix_grants_device_id", "device_id"),
+        sa.Index("ix_grants_application_id", "application_id"),
+        sa.CheckConstraint("(device_id IS NULL) <> (application_id IS NULL)", name="one_client"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
+    device_id: Mapped[int | None] = mapped_column(sa.ForeignKey("devices.id"))
+    application_id: Mapped[int | None] = mapped_column(sa.ForeignKey("applications.id"))
+    scope: Mapped[str] = mapped_column(sa.String(255))
+    generation: Mapped[int] = mapped_column(default=1, server_default="1")
+    created_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The last approval (consent) of this grant.
+    modified_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The last request with one of its access tokens, or a token issued (written at most once a minute).
+    last_used_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AuthorizationCode(db.Model):
+    """An authorization code (RFC 6749 4.1.2), stored as its SHA-256 digest: single use, valid
+    for minutes, bound to its grant's client, the redirect URI and the PKCE challenge."""
+
+    __tablename__ = "authorization_codes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    digest: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    grant_id: Mapped[int] = mapped_column(sa.ForeignKey("grants.id"), index=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), index=True)
+    scope: Mapped[str] = mapped_column(sa.String(255))
+    redirect_uri: Mapped[str] = mapped_column(sa.String(1000))
+    # Whether the authorization request named the redirect URI: then /token must name it too.
+    redirect_uri_given: Mapped[bool] = mapped_column(default=True)
+    # The S256 challenge (RFC 7636), or NULL when the client sent none.
+    code_challenge: Mapped[str | None] = mapped_column(sa.String(128))
+    created_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_time: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    used_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The refresh-token family issued for it: a second use of the code ends it (RFC 6749 4.1.2).
+    family: Mapped[str | None] = mapped_column(sa.String(32))
 
 
 # --- accounts: email confirmation, password reset, account events (issue 16) ---
