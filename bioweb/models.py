@@ -173,6 +173,13 @@ class Device(db.Model):
         sa.Index("ix_devices_user_product_key", "user_id", "product_key", "id"),
         # The dashboard's test-mode filter (a few test devices among many live ones).
         sa.Index("ix_devices_user_test_mode", "user_id", "is_test_mode", "id"),
+        # Deleted devices whose data is still being removed (issue 16): few, found per user.
+        sa.Index(
+            "ix_devices_user_deleted",
+            "user_id",
+            sqlite_where=sa.text("deleted_time IS NOT NULL"),
+            postgresql_where=sa.text("deleted_time IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -231,6 +238,9 @@ class Device(db.Model):
     # Redirect URIs its owner added for the authorization-code flow (one per line), besides
     # the one every device has: <base URL>/appauth/code (services/clients.py).
     redirect_uris: Mapped[str] = mapped_column(sa.Text, default="", server_default=sa.text("''"))
+    # Set when its owner deleted it (issue 16): from then on it is gone for every reader, and
+    # its data is removed in batches (services.deletion) before the row itself goes.
+    deleted_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     user: Mapped[User] = relationship()
 
@@ -647,3 +657,46 @@ class AccountEvent(db.Model):
     ip: Mapped[str | None] = mapped_column(sa.String(45))
     request_id: Mapped[str | None] = mapped_column(sa.String(64))
     user_agent: Mapped[str] = mapped_column(sa.String(200), default="")
+
+
+# --- export and deletion (issue 16) ---
+
+
+class DeletionKind(enum.StrEnum):
+    DEVICE = "device"
+    ACCOUNT = "account"
+
+
+class DeletionRecord(db.Model):
+    """The anonymous audit record that a deletion happened: what kind, when it was asked for and
+    when its last row was gone, and how much it removed. Nothing in it names the person, the
+    device or the account (no ids, no email, no address): it outlives them on purpose."""
+
+    __tablename__ = "deletion_records"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    requested_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # NULL while rows remain (the request did not finish them; `flask maintenance` will).
+    finished_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # What went: devices, metrics, samples, and the rows of every other table (events, tokens,
+    # sessions, rollups, ...), added up batch by batch.
+    devices: Mapped[int] = mapped_column(default=0, server_default="0")
+    metrics: Mapped[int] = mapped_column(default=0, server_default="0")
+    samples: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
+    other_rows: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
+
+
+class PendingDeletion(db.Model):
+    """Work left of a deletion: the device or account whose rows are still being removed, and its
+    record. Deleted with the last of those rows. Plain ids, no foreign keys: it names what is
+    being deleted while it is deleted, and only until then."""
+
+    __tablename__ = "pending_deletions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    record_id: Mapped[int] = mapped_column(sa.ForeignKey("deletion_records.id"), index=True)
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    # The account's user id (kind account) or the device's id (kind device).
+    subject_id: Mapped[int] = mapped_column()
+    created_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
