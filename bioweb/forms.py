@@ -18,6 +18,7 @@ from wtforms import (
     SelectMultipleField,
     StringField,
 )
+from wtforms.fields import Field
 from wtforms.validators import (
     AnyOf,
     DataRequired,
@@ -27,7 +28,7 @@ from wtforms.validators import (
     StopValidation,
     ValidationError,
 )
-from wtforms.widgets import CheckboxInput, ListWidget
+from wtforms.widgets import CheckboxInput, ListWidget, TextArea
 
 from . import devicecodes
 from .errors import InvalidInput
@@ -607,3 +608,104 @@ class AddSecretForm(OnceForm):
 
     def old_seconds(self) -> int | None:
         return parse_int(self.old_expires_in.data or "", 1) if self.old_expires_in.data else None
+
+
+# --- Applications and redirect URIs (issue 13) ------------------------------------------------------
+
+
+class LinesField(Field):
+    """Items one a line: a textarea on a page; in a JSON body an array of strings (bind_json
+    checks the array), joined into lines. Either way `data` is the text (None when omitted),
+    as services.applications and services.devices.set_redirect_uris take it."""
+
+    widget = TextArea()
+
+    def process_data(self, value: Any) -> None:
+        if isinstance(value, list | tuple):
+            self.data = "\n".join(str(item) for item in value)
+        else:
+            self.data = value
+
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        if valuelist:
+            self.data = valuelist[0]
+
+    def _value(self) -> str:
+        return self.data if isinstance(self.data, str) else ""
+
+
+CLIENT_TYPES = ("confidential", "public")
+REDIRECT_RULES = (
+    "One a line, up to 10: an https:// URL; a native app's loopback address, http://127.0.0.1 "
+    "or http://[::1] (any port: the app picks one at each sign-in; not localhost); or a "
+    "private-use scheme that is a reverse domain name your app owns, such as "
+    "com.example.app:/callback. No fragments (#)."
+)
+
+
+def _application_name(required: bool) -> StringField:
+    checks: list[Any] = [DataRequired(message="Give the application a name.")] if required else []
+    return StringField(
+        "Name",
+        filters=[_strip],
+        validators=[*checks, Length(max=100, message="Use at most 100 characters.")],
+        description="What people see when they are asked to authorize it, such as “Step coach”.",
+    )
+
+
+def _homepage_url() -> StringField:
+    return StringField(
+        "Homepage URL (optional)",
+        filters=[_strip],
+        validators=[Length(max=500, message="Use at most 500 characters.")],
+        description="An http(s) page about the application, linked where people authorize it and "
+        "on their authorized apps. Empty: none.",
+    )
+
+
+def _redirect_uris(required: bool) -> LinesField:
+    checks: list[Any] = [DataRequired(message="Register at least one redirect URI.")] if required else []
+    return LinesField("Redirect URIs", validators=checks, description=REDIRECT_RULES)
+
+
+class ApplicationForm(FlaskForm):
+    """A new application: POST /api/v1/applications and the register form of /applications.
+    The service (services.applications) checks each redirect URI and the homepage."""
+
+    name = _application_name(required=True)
+    homepage_url = _homepage_url()
+    redirect_uris = _redirect_uris(required=True)
+    client_type = StringField(
+        "Type",
+        filters=[_strip],
+        validators=[
+            DataRequired(message="Choose confidential or public."),
+            AnyOf(
+                CLIENT_TYPES,
+                message="Must be confidential (a server that keeps a client secret) or public "
+                "(a native or browser app: no secret, PKCE required).",
+            ),
+        ],
+        description="confidential: a server that keeps a client secret (shown once); public: a "
+        "native or browser app, which has no secret and must use PKCE.",
+    )
+
+
+class ApplicationChangeForm(FlaskForm):
+    """An application's new name, homepage or redirect URIs: PATCH /api/v1/applications/<id>
+    (what is omitted or null stays as it is) and the form on the application's page."""
+
+    name = _application_name(required=False)
+    homepage_url = _homepage_url()
+    redirect_uris = _redirect_uris(required=False)
+
+
+class RegisterApplicationForm(ApplicationForm, OnceForm):
+    """ApplicationForm (as the API validates it) plus the one-time submission nonce."""
+
+
+class RedirectUrisForm(FlaskForm):
+    """The redirect URIs a device's owner adds on the device page (empty: none but the
+    service's own landing page)."""
+
+    redirect_uris = LinesField("Redirect URIs", description=REDIRECT_RULES)

@@ -407,3 +407,97 @@ class SimulationResult(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     ]
     start: Annotated[Time, msgspec.Meta(description="The simulated range starts here ...")]
     finish: Annotated[Time, msgspec.Meta(description="... and ends here (now, at the latest).")]
+
+
+# --- Applications and authorized apps (issue 13) ---
+
+ClientTypeName = Annotated[
+    str,
+    msgspec.Meta(
+        description="confidential: a server that keeps a client secret; public: a native or browser "
+        "app, which has none and must use PKCE.",
+        extra_json_schema={"enum": ["confidential", "public"]},
+    ),
+]
+
+
+class ApplicationView(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """An application you registered: an OAuth client anyone may authorize to act for them
+    (never its client secret: only a digest of it is kept)."""
+
+    id: Id
+    client_id: Annotated[str, msgspec.Meta(pattern="^app_")]
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    homepage_url: Annotated[str, msgspec.Meta(max_length=500, description="An http(s) URL, or '' for none.")]
+    client_type: ClientTypeName
+    redirect_uris: Annotated[
+        list[str],
+        msgspec.Meta(
+            min_length=1,
+            max_length=10,
+            description="Matched exactly, except that a loopback http://127.0.0.1 or http://[::1] "
+            "URI matches on any port (RFC 8252 7.3).",
+        ),
+    ]
+    client_secret_created_time: Annotated[
+        UtcTime | None,
+        msgspec.Meta(description="When its client secret was made (or last rotated); null for a public one."),
+    ]
+    created_time: Time
+    modified_time: Time
+
+
+class ApplicationList(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Every application you registered, oldest first (an account holds at most 100)."""
+
+    count: Annotated[int, msgspec.Meta(ge=0)]
+    results: list[ApplicationView]
+
+
+class ApplicationCredentials(ApplicationView, frozen=True, forbid_unknown_fields=True):
+    """An application just registered, or its secret just rotated: the one time its client
+    secret shows (Cache-Control: no-store)."""
+
+    client_secret: Annotated[
+        Annotated[str, msgspec.Meta(pattern="^bcs_")] | None,
+        msgspec.Meta(description="Shown this once; null for a public application, which has none."),
+    ]
+
+
+class AuthorizedApp(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A client you authorized to act for you (a grant): an application, or one of your devices."""
+
+    id: Annotated[int, msgspec.Meta(ge=1, le=MAX_ID, description="The grant's id (to revoke it).")]
+    client_name: str
+    client_id: str
+    kind: Annotated[str, msgspec.Meta(extra_json_schema={"enum": ["application", "device"]})]
+    owner_name: Annotated[
+        str, msgspec.Meta(description="'you', or the name and email address of who registered it.")
+    ]
+    homepage_url: str
+    scope: Annotated[str, msgspec.Meta(description="The scopes you granted, space-separated.")]
+    scope_words: Annotated[list[str], msgspec.Meta(description="What they let it do, in words.")]
+    created_time: Annotated[Time, msgspec.Meta(description="When you first authorized it.")]
+    modified_time: Annotated[Time, msgspec.Meta(description="When you last authorized it.")]
+    last_used_time: Annotated[
+        UtcTime | None,
+        msgspec.Meta(
+            description="When it last got or used a token for you (noted once a minute); null: never."
+        ),
+    ]
+
+
+class AuthorizedAppList(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The clients you authorized, the most recently authorized first."""
+
+    count: Annotated[int, msgspec.Meta(ge=0)]
+    results: list[AuthorizedApp]
+
+
+# The API's answers of this section, for the OpenAPI document's components.
+APPLICATION_MODELS: tuple[type[msgspec.Struct], ...] = (
+    ApplicationList,
+    ApplicationView,
+    ApplicationCredentials,
+    AuthorizedAppList,
+)

@@ -19,7 +19,7 @@ from wtforms.fields.core import UnboundField
 from wtforms.validators import AnyOf, DataRequired, InputRequired, Length, NumberRange
 
 from ..errors import InvalidInput, UnsupportedMediaType
-from ..forms import IdRange, Present
+from ..forms import IdRange, LinesField, Present
 from ..models import MAX_ID
 from ..readmodels import to_builtins
 
@@ -40,6 +40,7 @@ _JSON_TYPES: dict[type[Field], JSONType] = {
     BooleanField: JSONType(bool, "boolean", "a JSON boolean (true or false)"),
     IntegerField: JSONType(int, "integer", "a JSON integer"),
     StringField: JSONType(str, "string", "a JSON string"),
+    LinesField: JSONType(list, "array", "a JSON array of strings"),
 }
 
 
@@ -92,7 +93,8 @@ def bind_json(form_class: type[F]) -> F:
             continue
         expected = _expected_type(type(field))
         wrong_bool = expected.python is int and isinstance(value, bool)
-        if value is not None and (wrong_bool or not isinstance(value, expected.python)):
+        wrong_items = isinstance(value, list) and not all(isinstance(item, str) for item in value)
+        if value is not None and (wrong_bool or wrong_items or not isinstance(value, expected.python)):
             problems[name] = [f"Must be {expected.described}."]
     if problems:
         raise _invalid(problems)
@@ -171,6 +173,8 @@ def form_schema(form_class: type[FlaskForm], nullable: bool = True) -> dict[str,
             prop["minimum"] = low
         if high is not None:
             prop["maximum"] = high
+        if kind == "array":
+            prop = {"items": {"type": "string"}, **prop}
         prop = {"type": kind if is_required or not nullable else [kind, "null"], **prop}
         default = unbound.kwargs.get("default")
         if default is not None and not callable(default):
