@@ -636,7 +636,7 @@ class LinesField(Field):
 
 CLIENT_TYPES = ("confidential", "public")
 REDIRECT_RULES = (
-    "One a line, up to 10: an https:// URL; a native app's loopback address, http://127.0.0.1 "
+    "Up to 10, each an https:// URL; a native app's loopback address, http://127.0.0.1 "
     "or http://[::1] (any port: the app picks one at each sign-in; not localhost); or a "
     "private-use scheme that is a reverse domain name your app owns, such as "
     "com.example.app:/callback. No fragments (#)."

@@ -564,6 +564,60 @@ def test_real_responses_match_the_document(app, spec):
     check(client.post(simulators, json={"metric_id": 424242}, headers=auth), simulators, "post")  # 404
     check(client.post(simulators, json={"metric_id": ids[0], "days": 0}, headers=auth), simulators, "post")
 
+    # Applications and the apps a person authorized (a PAT's business only).
+    from bioweb.services import grants
+
+    apps = "/api/v1/applications"
+    app_body = {
+        "name": "Step coach",
+        "redirect_uris": ["https://coach.example.com/cb"],
+        "client_type": "confidential",
+    }
+    registered = check(client.post(apps, json=app_body, headers=auth), apps, "post")  # 201
+    check(
+        client.post(apps, json={**app_body, "redirect_uris": ["http://localhost/cb"]}, headers=auth),
+        apps,
+        "post",
+    )
+    check(client.post(apps, json=app_body, headers=bearer(read_only)), apps, "post")  # 403
+    check(client.post(apps, data="x", headers=auth), apps, "post")  # 415
+    check(client.get(apps, headers=bearer(read_only)), apps, "get")
+    one = apps + "/{application_id}"
+    url = one.format(application_id=registered["id"])
+    check(client.get(url, headers=auth), one, "get")
+    check(client.get(one.format(application_id=424242), headers=auth), one, "get")  # 404
+    check(
+        client.patch(url, json={"name": "Coach", "redirect_uris": ["com.example.coach:/cb"]}, headers=auth),
+        one,
+        "patch",
+    )
+    check(client.patch(url, json={}, headers=auth), one, "patch")  # 400
+    check(
+        client.patch(one.format(application_id=424242), json={"name": "x"}, headers=auth), one, "patch"
+    )  # 404
+    secret_url = one + "/secret"
+    check(client.post(secret_url.format(application_id=registered["id"]), headers=auth), secret_url, "post")
+    public = check(client.post(apps, json={**app_body, "client_type": "public"}, headers=auth), apps, "post")
+    check(
+        client.post(secret_url.format(application_id=public["id"]), headers=auth), secret_url, "post"
+    )  # 400
+    check(client.post(secret_url.format(application_id=424242), headers=auth), secret_url, "post")  # 404
+    grants.approve(
+        user,
+        grants.find_client(public["client_id"]),
+        "devices:read",
+        "https://coach.example.com/cb",
+        True,
+        None,
+    )
+    listed = check(client.get("/api/v1/account/grants", headers=auth), "/api/v1/account/grants", "get")
+    revoke = "/api/v1/account/grants/{grant_id}"
+    grant_url = revoke.format(grant_id=listed["results"][0]["id"])
+    check(client.delete(grant_url, headers=auth), revoke, "delete")  # 204
+    check(client.delete(grant_url, headers=auth), revoke, "delete")  # 404
+    check(client.delete(url, headers=auth), one, "delete")  # 204
+    check(client.delete(url, headers=auth), one, "delete")  # 404
+
     statuses = {status for _, _, status in check.seen}
     assert {"200", "201", "204", "400", "401", "403", "404", "405", "409", "413", "415"} <= statuses
     operations = {(t, m) for t, m, _ in check.seen}

@@ -27,6 +27,7 @@ ACCESS_TOKEN = (
     ".eyJzdWIiOiI2N2UwNDU1ZTdkZmY3YjEzIiwic2NvcGUiOiJkZXZpY2UifQ.BC3Y-IvVA-VaFm4One8-V9aees6H8"
 )
 BASE = "http://127.0.0.1:8000"
+APP_CLIENT_ID = "app_3f2a9c41d07be85e62a1c9d4"
 
 # Field values by name, as the API answers them (schema-qualified where one name means two things).
 FIELDS: dict[str, Any] = {
@@ -133,6 +134,22 @@ FIELDS: dict[str, Any] = {
     "aud": f"{BASE}/api/v1",
     "jti": "cUJ0pYJj3JiWrm-ib79DDg",
     "status": "ok",
+    # Applications and the apps a person authorized.
+    "ApplicationView.client_id": APP_CLIENT_ID,
+    "ApplicationCredentials.client_id": APP_CLIENT_ID,
+    "ApplicationView.name": "Step coach",
+    "ApplicationCredentials.name": "Step coach",
+    "homepage_url": "https://coach.example.com",
+    "client_type": "confidential",
+    "redirect_uris": ["https://coach.example.com/oauth/callback"],
+    "client_secret": "bcs_Qm9sZF9yaXZlcl9zdG9uZV9sYW1wX3NoZWxmX3Rva2Vu",
+    "client_secret_created_time": TIME,
+    "client_name": "Step coach",
+    "AuthorizedApp.client_id": APP_CLIENT_ID,
+    "AuthorizedApp.kind": "application",
+    "owner_name": "Grace Hopper (grace@example.com)",
+    "AuthorizedApp.scope": "devices:read samples:read",
+    "scope_words": ["Read your devices and their data"],
 }
 
 SAMPLE_IN = {
@@ -168,6 +185,13 @@ WHOLE: dict[str, Any] = {
             },
         ]
     },
+    "ApplicationCreate": {
+        "name": "Step coach",
+        "homepage_url": "https://coach.example.com",
+        "redirect_uris": ["https://coach.example.com/oauth/callback"],
+        "client_type": "confidential",
+    },
+    "ApplicationUpdate": {"redirect_uris": ["com.example.stepcoach:/callback", "http://127.0.0.1/callback"]},
     "TokenRequest": {"grant_type": "client_credentials", "scope": "device"},
     # Client credentials: no refresh token (that comes with grants for a person).
     "TokenResponse": {

@@ -29,6 +29,8 @@ from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 
 from ..forms import (
+    ApplicationChangeForm,
+    ApplicationForm,
     DeviceForm,
     DeviceNameForm,
     DeviceRefForm,
@@ -40,7 +42,7 @@ from ..forms import (
     SimulatorForm,
     TimeZoneForm,
 )
-from ..readmodels import API_MODELS, AccountView, Id, SimulationResult
+from ..readmodels import API_MODELS, APPLICATION_MODELS, AccountView, Id, SimulationResult
 from ..services import calculations
 from ..services.samples import SampleBatch, SampleIn
 from .core import bp, form_schema
@@ -134,6 +136,8 @@ REQUEST_FORMS: dict[str, type[FlaskForm]] = {
     "SimulatorRequest": SimulatorForm,
     "DeviceUpdate": DeviceNameForm,
     "SecretCreate": NewSecretForm,
+    "ApplicationCreate": ApplicationForm,
+    "ApplicationUpdate": ApplicationChangeForm,
 }
 
 
@@ -154,7 +158,8 @@ def _request_schema(name: str) -> dict[str, Any]:
 def derived_schemas() -> dict[str, Any]:
     """The components derived from code: the read models' and the request forms' schemas."""
     _, components = msgspec.json.schema_components(
-        (*API_MODELS, AccountView, SimulationResult, SampleIn, SampleBatch), ref_template=REF_TEMPLATE
+        (*API_MODELS, AccountView, SimulationResult, SampleIn, SampleBatch, *APPLICATION_MODELS),
+        ref_template=REF_TEMPLATE,
     )
     return {**components, **{name: _request_schema(name) for name in REQUEST_FORMS}}
 
@@ -764,6 +769,148 @@ def account_paths() -> dict[str, Any]:
     }
 
 
+PAT_ONLY = (
+    " A personal access token only: an app's access token (from the authorization-code flow) gets "
+    "403 insufficient_scope, whatever its scopes."
+)
+APPLICATION_ID_PATH = {
+    "name": "application_id",
+    "in": "path",
+    "required": True,
+    "description": "The id of one of your applications.",
+    "schema": ID,
+}
+GRANT_ID_PATH = {
+    "name": "grant_id",
+    "in": "path",
+    "required": True,
+    "description": "The id of one of your grants (an authorized app), from GET /api/v1/account/grants.",
+    "schema": ID,
+}
+NOT_FOUND = {"$ref": "#/components/responses/NotFound"}
+
+
+def applications_paths() -> dict[str, Any]:
+    """Applications a person registered (OAuth clients of the authorization-code flow) and the
+    apps they authorized (grants)."""
+    shown_once = "Cache-Control: no-store. The client secret shows in this answer only."
+    return {
+        "/api/v1/applications": {
+            "get": {
+                "operationId": "list_applications",
+                "tags": ["applications"],
+                "summary": "List your applications",
+                "description": "PAT with devices:read." + PAT_ONLY,
+                "security": BEARER,
+                "responses": {
+                    "200": _json(_ref("ApplicationList"), "Every application you registered."),
+                    **BEARER_ERRORS,
+                },
+            },
+            "post": {
+                "operationId": "create_application",
+                "tags": ["applications"],
+                "summary": "Register an application",
+                "description": "PAT with devices:write." + PAT_ONLY + " A confidential application gets a "
+                "client secret (bcs_...), a public one (a native or browser app) none: it must use "
+                "PKCE. Redirect URIs: https URLs, loopback http://127.0.0.1 or http://[::1] (any port "
+                "at sign-in, RFC 8252 7.3), or a private-use scheme that is a reverse domain name "
+                "(com.example.app:/callback); no fragments, not localhost, at most 10. " + shown_once,
+                "security": BEARER,
+                "requestBody": {"required": True, "content": {JSON: {"schema": _ref("ApplicationCreate")}}},
+                "responses": {
+                    "201": _json(_ref("ApplicationCredentials"), "Registered; its secret, shown once."),
+                    **BODY_ERRORS,
+                    **BEARER_ERRORS,
+                },
+            },
+        },
+        "/api/v1/applications/{application_id}": {
+            "parameters": [APPLICATION_ID_PATH],
+            "get": {
+                "operationId": "get_application",
+                "tags": ["applications"],
+                "summary": "Retrieve one of your applications",
+                "description": "PAT with devices:read." + PAT_ONLY + " Another person's: 404.",
+                "security": BEARER,
+                "responses": {
+                    "200": _json(_ref("ApplicationView"), "The application (never its secret)."),
+                    "404": NOT_FOUND,
+                    **BEARER_ERRORS,
+                },
+            },
+            "patch": {
+                "operationId": "update_application",
+                "tags": ["applications"],
+                "summary": "Change an application's name, homepage or redirect URIs",
+                "description": "PAT with devices:write." + PAT_ONLY + " What the body names changes; "
+                'omitted or null stays; "homepage_url": "" removes the homepage. An empty body: 400.',
+                "security": BEARER,
+                "requestBody": {"required": True, "content": {JSON: {"schema": _ref("ApplicationUpdate")}}},
+                "responses": {
+                    "200": _json(_ref("ApplicationView"), "The application, changed."),
+                    "404": NOT_FOUND,
+                    **BODY_ERRORS,
+                    **BEARER_ERRORS,
+                },
+            },
+            "delete": {
+                "operationId": "delete_application",
+                "tags": ["applications"],
+                "summary": "Delete an application",
+                "description": "PAT with devices:write." + PAT_ONLY + " Every grant on it ends: the "
+                "people who authorized it are signed out of it, its tokens refused from their next request.",
+                "security": BEARER,
+                "responses": {"204": {"description": "Deleted."}, "404": NOT_FOUND, **BEARER_ERRORS},
+            },
+        },
+        "/api/v1/applications/{application_id}/secret": {
+            "parameters": [APPLICATION_ID_PATH],
+            "post": {
+                "operationId": "rotate_application_secret",
+                "tags": ["applications"],
+                "summary": "Rotate an application's client secret",
+                "description": "PAT with devices:write." + PAT_ONLY + " No body. The old secret stops "
+                "working and every grant on the application ends (people authorize it again). A "
+                "public application has no secret: 400. " + shown_once,
+                "security": BEARER,
+                "responses": {
+                    "200": _json(
+                        _ref("ApplicationCredentials"), "The application with its new secret, shown once."
+                    ),
+                    "400": {"$ref": "#/components/responses/BadRequest"},
+                    "404": NOT_FOUND,
+                    **BEARER_ERRORS,
+                },
+            },
+        },
+        "/api/v1/account/grants": {
+            "get": {
+                "operationId": "list_grants",
+                "tags": ["applications"],
+                "summary": "The apps you authorized to act for you",
+                "description": "PAT with devices:read." + PAT_ONLY + " Applications and your devices "
+                "you authorized, with the scopes granted and when each last used them; the most "
+                "recently authorized first.",
+                "security": BEARER,
+                "responses": {"200": _json(_ref("AuthorizedAppList"), "Your grants."), **BEARER_ERRORS},
+            },
+        },
+        "/api/v1/account/grants/{grant_id}": {
+            "parameters": [GRANT_ID_PATH],
+            "delete": {
+                "operationId": "revoke_grant",
+                "tags": ["applications"],
+                "summary": "Revoke an authorized app",
+                "description": "PAT with devices:write." + PAT_ONLY + " The app's tokens for you are "
+                "refused from their next request; it has to ask you again. Another person's grant: 404.",
+                "security": BEARER,
+                "responses": {"204": {"description": "Revoked."}, "404": NOT_FOUND, **BEARER_ERRORS},
+            },
+        },
+    }
+
+
 def document(base_url: str) -> dict[str, Any]:
     """The OpenAPI 3.1 document, with `base_url` as its server and an example for every body
     and path parameter (api/examples.py: built from the schemas, and tested against them)."""
@@ -793,6 +940,10 @@ def _document_without_examples(base_url: str) -> dict[str, Any]:
             {"name": "devices", "description": "The published device endpoints (bearer token)."},
             {"name": "samples", "description": "Metrics and their quantity samples (bearer token)."},
             {"name": "account", "description": "The person a token acts for (bearer token)."},
+            {
+                "name": "applications",
+                "description": "OAuth clients you registered, and the apps you authorized (personal access token).",
+            },
             {"name": "oauth", "description": "OAuth 2.0 for devices: RFC 6749, 7009, 7662, 8414."},
             {"name": "service", "description": "Health and this document."},
         ],
@@ -868,6 +1019,7 @@ def _document_without_examples(base_url: str) -> dict[str, Any]:
             },
             **samples_paths(),
             **account_paths(),
+            **applications_paths(),
             "/api/v1/openapi.json": {
                 "get": {
                     "operationId": "openapi_document",
