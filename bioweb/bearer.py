@@ -1,7 +1,11 @@
 """The bearer check of /api/v1: the whole rule in one module.
 
 `Authorization: Bearer <token>`, by prefix:
-- `bcd_` a device access token: signature, type, issuer, audience and expiry are checked in
+- `bcd_` a grant's access token (an app acting for a person, services/grants.py): signature
+  and claims in process, then one primary-key read of the grant: it must still exist (not
+  revoked, its client not disabled, re-authorized, re-keyed or deleted) at the generation the
+  token carries. Its scopes are the person's (devices:*, samples:*), never `device`.
+- `bcd_` a device's own access token: signature, type, issuer, audience and expiry are checked in
   process (bioweb/signing.py); then one primary-key read of the device row: the device must
   be active, its credential generation the one the token was minted under, and the client
   secret the token was obtained with (its `cs` claim) one the device still holds, unexpired
@@ -32,7 +36,7 @@ from .errors import json_error
 from .models import Device, DeviceState, utcnow
 from .origin import current_origin
 from .security import ACCESS_PREFIX, PAT_PREFIX
-from .services import Principal
+from .services import Principal, grants
 from .services import tokens as token_service
 from .services.events import Origin
 
@@ -61,12 +65,16 @@ def authenticate(authorization: str | None) -> Principal | Response:
         claims = token_service.signer().verify(token)
         if claims is None:
             return _challenge(401, "invalid_token", _INVALID)
+        if claims.grant_id is not None:
+            principal = grants.authenticate(claims)
+            return principal if principal is not None else _challenge(401, "invalid_token", _INVALID)
         device = reads.first(_DEVICE_BY_ID, {"id": claims.device_id})
         if (
             device is None
             or device.state != DeviceState.ACTIVE
             or device.credential_generation != claims.generation
             or device.user_id != claims.user_id
+            or claims.secret_slot is None
             or not token_service.secret_is_live(device, claims.secret_slot)
         ):
             return _challenge(401, "invalid_token", _INVALID)
@@ -81,11 +89,11 @@ def authenticate(authorization: str | None) -> Principal | Response:
     return _challenge(401, "invalid_token", _INVALID)
 
 
-def require_token(*scopes: str) -> Callable[[V], V]:
-    """Guard a view: a valid bearer token holding any one of `scopes`. The view reads the
-    principal with current_principal()."""
+def require_token(*scopes: str, all_of: bool = False) -> Callable[[V], V]:
+    """Guard a view: a valid bearer token holding any one of `scopes` (with `all_of`, every one
+    of them). The view reads the principal with current_principal()."""
     wanted = frozenset(scopes)
-    needs = " or ".join(scopes)
+    needs = (" and " if all_of else " or ").join(scopes)
 
     def decorate(view: V) -> V:
         @functools.wraps(view)
@@ -93,8 +101,10 @@ def require_token(*scopes: str) -> Callable[[V], V]:
             principal = authenticate(request.headers.get("Authorization"))
             if isinstance(principal, Response):
                 return principal
-            if wanted.isdisjoint(principal.scope.split()):
-                return _challenge(403, "insufficient_scope", f"This needs the scope {needs}.")
+            held = principal.scope.split()
+            if (not wanted.issubset(held)) if all_of else wanted.isdisjoint(held):
+                noun = "scopes" if all_of and len(scopes) > 1 else "scope"
+                return _challenge(403, "insufficient_scope", f"This needs the {noun} {needs}.")
             g.principal = principal
             return view(*args, **kwargs)
 

@@ -1,9 +1,12 @@
-"""The OAuth 2.0 server, in one place: Authlib's AuthorizationServer with the client-credentials
-and refresh-token grants, RFC 7009 revocation, RFC 7662 introspection, RFC 8414 metadata.
+"""The OAuth 2.0 server's token side, in one place: Authlib's AuthorizationServer with the
+client-credentials, authorization-code (PKCE) and refresh-token grants, RFC 7009 revocation,
+RFC 7662 introspection, RFC 8414 metadata. The authorization endpoint (a dashboard page, with
+the person's consent) is bioweb/views/authorize.py; grants and codes are services/grants.py.
 
 What bioweb adds around Authlib, all here:
 - one parser of client credentials (`presented_client`): exactly one method per request
-  (HTTP Basic, percent-decoded once per RFC 6749 2.3.1, or form fields); the client
+  (HTTP Basic, percent-decoded once per RFC 6749 2.3.1, or form fields; a public
+  application names itself with the form field client_id alone); the client
   authentication, the audit trail and the rate limiter all read what it parsed;
 - a front gate: no parameters in the URL, a form body, no repeated parameter;
 - RFC 6749 5.2 errors, each with an error_description a person can act on, and a Basic
@@ -29,12 +32,10 @@ from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import (
     ClientMixin,
     InvalidClientError,
-    InvalidGrantError,
     InvalidRequestError,
     InvalidScopeError,
-    TokenMixin,
+    UnauthorizedClientError,
     UnsupportedGrantTypeError,
-    grants,
 )
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
@@ -42,18 +43,22 @@ from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 
 from .errors import json_error
 from .extensions import csrf, limiter
-from .models import DeviceState
+from .models import DeviceState, utcnow
 from .origin import current_origin
 from .readmodels import IssuedTokens
 from .security import ACCESS_PREFIX, REFRESH_PREFIX
-from .services import devices, events, tokens
+from .services import devices, events, grants, tokens
+from .services.grants import GrantProblem
 from .signing import AccessClaims, TokenSigner
 
 bp = Blueprint("oauth", __name__)
 
 REALM = "bioweb"
 AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
-GRANT_TYPES = ["client_credentials", "refresh_token"]
+# A public application (a native app, RFC 8252) authenticates with nothing: it names itself
+# (client_id) and proves its sign-in with PKCE; it may also revoke its own tokens.
+PUBLIC_METHODS = [*AUTH_METHODS, "none"]
+GRANT_TYPES = ["client_credentials", "authorization_code", "refresh_token"]
 FORM = "application/x-www-form-urlencoded"
 
 WRONG_CREDENTIALS = "The client id or client secret is wrong."
@@ -70,9 +75,11 @@ NO_CREDENTIALS = (
 DESCRIPTIONS = {
     "invalid_request": "The request is missing a parameter or is malformed.",
     "invalid_client": NO_CREDENTIALS,
-    "invalid_grant": "The refresh token is unknown, expired, revoked, already used or not this client's.",
+    "invalid_grant": "The code or refresh token is unknown, expired, revoked, already used or not this client's.",
     "unauthorized_client": "This client may not use this grant type.",
-    "unsupported_grant_type": "Use grant_type=client_credentials (or refresh_token with a refresh token).",
+    "unsupported_grant_type": (
+        "Devices use grant_type=client_credentials; apps use authorization_code, then refresh_token."
+    ),
     "invalid_scope": "A device may ask for the scope 'device' (or its alias 'all'), or for none.",
     "unsupported_token_type": "This kind of token cannot be revoked here.",
 }
@@ -206,43 +213,63 @@ class DeviceClient(ClientMixin):
     def get_allowed_scope(self, scope: str) -> str:
         return tokens.DEVICE_SCOPE
 
+    def grant_client(self) -> grants.Client:
+        """The device as a client of the authorization-code flow (its companion app)."""
+        client = grants.find_client(self.device.client_id)
+        assert client is not None  # it authenticated a moment ago
+        return client
 
-class RefreshTokenView(TokenMixin):
-    """A stored refresh token as Authlib's refresh grant wants it."""
 
-    def __init__(self, record: tokens.RefreshToken):
-        self.record = record
+class AppClient(ClientMixin):
+    """A registered application (services/applications.py) as Authlib's client."""
 
-    def check_client(self, client: DeviceClient) -> bool:
-        own: bool = self.record.device_id == client.device.id
-        return own
+    def __init__(self, client: grants.Client):
+        self.client = client
 
-    def get_scope(self) -> str:
-        return tokens.DEVICE_SCOPE
+    def get_client_id(self) -> str:
+        return self.client.client_id
 
-    def get_expires_in(self) -> int:
-        return 0
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        return method == "none" if self.client.public else method in AUTH_METHODS
 
-    def is_expired(self) -> bool:
-        return self.record.is_expired()
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type in ("authorization_code", "refresh_token")
 
-    def is_revoked(self) -> bool:
-        return self.record.revoked_time is not None
+    def get_allowed_scope(self, scope: str) -> str:
+        return scope
+
+    def grant_client(self) -> grants.Client:
+        return self.client
+
+
+AnyClient = DeviceClient | AppClient
+
+PUBLIC_WITH_SECRET = "This application is public (a native app): it has no client secret; send only client_id."
+PUBLIC_NEEDS_ID = (
+    "Authenticate the client: a public application sends its client_id as a form field; a "
+    "confidential one uses HTTP Basic or client_id and client_secret."
+)
 
 
 class BioAuthorizationServer(AuthorizationServer):
     def authenticate_client(
         self, request: Any, methods: Sequence[str], endpoint: str = "token"
-    ) -> DeviceClient:
+    ) -> AnyClient:
         """Client authentication from the one parse of the request's credentials.
 
-        Either of the device's client secrets (slot 1 or 2) authenticates it. An unknown client
+        Either of a device's client secrets (slot 1 or 2) authenticates it. An unknown client
         id costs the same digest comparisons as a wrong secret, and gets the same answer. A
-        secret that checks out but has expired, and a disabled device's, are told so.
+        secret that checks out but has expired, and a disabled device's, are told so. An
+        application authenticates with its secret, or (public, where `methods` has "none")
+        with its client_id alone.
         """
         presented = presented_client()
-        if presented is None or presented.method not in methods:
+        if presented is None:
+            return self._public_client(methods)
+        if presented.method not in methods:
             raise InvalidClientError(status_code=401, description=NO_CREDENTIALS)
+        if presented.client_id.startswith(grants.APP_CLIENT_PREFIX):
+            return self._application(presented)
         device = devices.find_client(presented.client_id)
         match = tokens.match_secret(device, presented.secret)
         if match is None or device is None:
@@ -258,6 +285,27 @@ class BioAuthorizationServer(AuthorizationServer):
         if request is not None:  # Authlib's request object, when Authlib asks
             request.auth_method = presented.method
         return DeviceClient(device, match.serial)
+
+    def _application(self, presented: PresentedClient) -> AppClient:
+        client = grants.find_client(presented.client_id)
+        if client is not None and client.public:
+            raise InvalidClientError(status_code=401, description=PUBLIC_WITH_SECRET)
+        if client is None:
+            tokens.match_secret(None, presented.secret)  # the same cost as a wrong secret
+            raise InvalidClientError(status_code=401, description=WRONG_CREDENTIALS)
+        if not grants.secret_matches(client, presented.secret):
+            raise InvalidClientError(status_code=401, description=WRONG_CREDENTIALS)
+        return AppClient(client)
+
+    def _public_client(self, methods: Sequence[str]) -> AppClient:
+        """A public application naming itself with the form field client_id (method "none")."""
+        client_id = request.form.get("client_id")
+        if "none" not in methods or not client_id:
+            raise InvalidClientError(status_code=401, description=NO_CREDENTIALS)
+        client = grants.find_client(client_id)
+        if client is None or not client.public:
+            raise InvalidClientError(status_code=401, description=PUBLIC_NEEDS_ID)
+        return AppClient(client)
 
     def validate_requested_scope(self, scope: str | None) -> None:
         wanted = (scope or "").split()
@@ -288,16 +336,17 @@ def oauth_error(status: int, error: str, description: str | None) -> Response:
 
 
 def token_body(issued: IssuedTokens) -> dict[str, Any]:
-    """The RFC 6749 5.1 answer, plus the device, user and tenant the token acts for."""
+    """The RFC 6749 5.1 answer, plus the device (for a device client), user and tenant the
+    token acts for."""
     body: dict[str, Any] = {
         "access_token": issued.access_token,
         "token_type": "Bearer",
         "expires_in": issued.expires_in,
         "scope": issued.scope,
-        "device_id": issued.device_id,
-        "user_id": issued.user_id,
-        "tenant_id": issued.tenant_id,
     }
+    if issued.device_id is not None:
+        body["device_id"] = issued.device_id
+    body.update(user_id=issued.user_id, tenant_id=issued.tenant_id)
     if issued.refresh_token is not None:
         body["refresh_token"] = issued.refresh_token
     return body
@@ -317,6 +366,11 @@ def client_credentials_grant() -> Response:
     server = _server()
     try:
         client = server.authenticate_client(None, AUTH_METHODS)
+        if not isinstance(client, DeviceClient):
+            raise UnauthorizedClientError(
+                description="Applications sign people in with grant_type=authorization_code; "
+                "client_credentials is for devices."
+            )
         server.validate_requested_scope(request.form.get("scope"))
     except OAuth2Error as error:
         return server.handle_error_response(None, error)
@@ -327,28 +381,48 @@ def client_credentials_grant() -> Response:
     return response
 
 
-class RefreshTokenGrant(grants.RefreshTokenGrant):
-    TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
-    INCLUDE_NEW_REFRESH_TOKEN = True
+def _token_answer(issued: IssuedTokens) -> Response:
+    response = jsonify(token_body(issued))
+    response.headers.update(TOKEN_HEADERS)
+    return response
 
-    def authenticate_refresh_token(self, refresh_token: str) -> RefreshTokenView | None:
-        record = tokens.find_refresh_token(refresh_token)
-        return RefreshTokenView(record) if record else None
 
-    def authenticate_user(self, refresh_token: RefreshTokenView) -> None:
-        return None
+def _required(name: str, what: str) -> str:
+    value = request.form.get(name)
+    if not value:
+        raise GrantProblem("invalid_request", f"The parameter {name} is missing: send {what}.")
+    return value
 
-    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
-        device = self.client.device
-        issued = tokens.rotate_refresh_token(
-            device,
-            self.request.refresh_token.record,
-            self.client.secret_serial,
-            current_origin(f"device:{device.id}"),
+
+def authorization_code_grant() -> Response:
+    """RFC 6749 4.1.3 (with RFC 7636): a device (its companion app) or an application trades
+    the code its redirect received, once, for a grant's access and refresh tokens."""
+    server = _server()
+    try:
+        client = server.authenticate_client(None, PUBLIC_METHODS)
+        code = _required("code", "the code the redirect URI received")
+        issued = grants.exchange_code(
+            client.grant_client(), code, request.form.get("redirect_uri"), request.form.get("code_verifier")
         )
-        if issued is None:
-            raise InvalidGrantError("The refresh token is expired, revoked or already used.")
-        return 200, token_body(issued), self.TOKEN_RESPONSE_HEADER
+    except OAuth2Error as error:
+        return server.handle_error_response(None, error)
+    except GrantProblem as problem:
+        return oauth_error(problem.status, problem.error, problem.description)
+    return _token_answer(issued)
+
+
+def refresh_token_grant() -> Response:
+    """RFC 6749 6 with rotation: a grant's refresh token, once, for a new pair."""
+    server = _server()
+    try:
+        client = server.authenticate_client(None, PUBLIC_METHODS)
+        refresh = _required("refresh_token", "the refresh token of the last token answer")
+        issued = grants.refresh(client.grant_client(), refresh, request.form.get("scope"))
+    except OAuth2Error as error:
+        return server.handle_error_response(None, error)
+    except GrantProblem as problem:
+        return oauth_error(problem.status, problem.error, problem.description)
+    return _token_answer(issued)
 
 
 # --- revocation and introspection ---------------------------------------------------------------
@@ -359,19 +433,20 @@ class OwnToken:
     """A token presented at /token/revoke or /token/introspect that belongs to the client."""
 
     access: AccessClaims | None = None
-    refresh: tokens.RefreshToken | None = None
+    refresh: grants.RefreshRecord | None = None
 
 
-def find_own_token(token: str, client: DeviceClient) -> OwnToken | None:
+def find_own_token(token: str, client: AnyClient) -> OwnToken | None:
     """The client's own token for `token` (any kind: a token_type_hint is not needed, RFC 7009
-    2.2.1), or None for an unknown token and another client's alike."""
+    2.2.1), or None for an unknown token and another client's alike. A device's own tokens are
+    its own; so are the grant tokens and refresh tokens issued to it as a client."""
     if token.startswith(ACCESS_PREFIX):
         claims = tokens.signer().verify(token)
-        if claims is not None and claims.client_id == client.device.client_id:
+        if claims is not None and claims.client_id == client.get_client_id():
             return OwnToken(access=claims)
     elif token.startswith(REFRESH_PREFIX):
-        record = tokens.find_refresh_token(token)
-        if record is not None and record.device_id == client.device.id:
+        record = grants.find_refresh_token(token)
+        if record is not None and grants.client_grant(client.grant_client(), record.grant_id) is not None:
             return OwnToken(refresh=record)
     return None
 
@@ -384,7 +459,7 @@ def _presented_token(request: Any) -> str:
 
 
 class Revocation(RevocationEndpoint):
-    CLIENT_AUTH_METHODS = AUTH_METHODS
+    CLIENT_AUTH_METHODS = PUBLIC_METHODS
 
     def create_endpoint_response(self, request: Any) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
         """RFC 7009: 200 with an empty object for every authenticated request. The client's own
@@ -393,11 +468,16 @@ class Revocation(RevocationEndpoint):
         own = find_own_token(_presented_token(request), client)
         if own is not None and own.access is not None:
             # Only a token of the current generation: revoking an already dead one must not
-            # end the tokens the device holds now.
-            if own.access.generation == client.device.credential_generation:
+            # end the tokens the client holds now.
+            if own.access.grant_id is not None:
+                grants.revoke_access(own.access.grant_id, own.access.generation)
+            elif (
+                isinstance(client, DeviceClient)
+                and own.access.generation == client.device.credential_generation
+            ):
                 tokens.revoke_device_access_tokens(client.device.id)
         elif own is not None and own.refresh is not None:
-            tokens.revoke_refresh_token(own.refresh)
+            grants.revoke_refresh(own.refresh)
         return 200, {}, [("Content-Type", "application/json"), ("Cache-Control", "no-store")]
 
 
@@ -408,41 +488,63 @@ class Introspection(IntrospectionEndpoint):
         """RFC 7662: what the client's own live token is; {"active": false} for anything else."""
         client = self.authenticate_endpoint_client(request)
         own = find_own_token(_presented_token(request), client)
-        device = client.device
         body: dict[str, Any] = {"active": False}
-        common = {"client_id": device.client_id, "device_id": device.id, "user_id": device.user_id}
         if own is not None and own.access is not None:
-            claims = own.access
-            if claims.generation == device.credential_generation and tokens.secret_is_live(
-                device, claims.secret_slot
-            ):
-                body = {
-                    "active": True,
-                    "scope": claims.scope,
-                    "token_type": "Bearer",
-                    "exp": claims.expires_at,
-                    "iat": claims.issued_at,
-                    "sub": claims.client_id,
-                    "aud": tokens.signer().audience,
-                    "iss": tokens.signer().issuer,
-                    "jti": claims.jti,
-                    **common,
-                    "tenant_id": claims.tenant_id,
-                }
+            body = _describe_access(own.access, client)
         elif own is not None and own.refresh is not None:
-            record = own.refresh
-            if record.revoked_time is None and not record.is_expired():
-                body = {
-                    "active": True,
-                    "scope": tokens.DEVICE_SCOPE,
-                    "token_type": "refresh_token",
-                    "exp": int(record.expires_time.timestamp()) if record.expires_time else None,
-                    "iat": int(record.created_time.timestamp()),
-                    "sub": device.client_id,
-                    **common,
-                    "tenant_id": device.tenant_id,
-                }
+            body = _describe_refresh(own.refresh, client)
         return 200, body, [("Content-Type", "application/json"), ("Cache-Control", "no-store")]
+
+
+def _describe_access(claims: AccessClaims, client: AnyClient) -> dict[str, Any]:
+    """RFC 7662 2.2 for a live access token of the client; inactive otherwise."""
+    if claims.grant_id is not None:
+        live = grants.token_is_live(claims)
+    else:
+        device = client.device if isinstance(client, DeviceClient) else None
+        live = (
+            device is not None
+            and claims.generation == device.credential_generation
+            and claims.secret_slot is not None
+            and tokens.secret_is_live(device, claims.secret_slot)
+        )
+    if not live:
+        return {"active": False}
+    body: dict[str, Any] = {
+        "active": True,
+        "scope": claims.scope,
+        "token_type": "Bearer",
+        "exp": claims.expires_at,
+        "iat": claims.issued_at,
+        "sub": claims.client_id if claims.grant_id is None else str(claims.user_id),
+        "aud": tokens.signer().audience,
+        "iss": tokens.signer().issuer,
+        "jti": claims.jti,
+        "client_id": claims.client_id,
+    }
+    if claims.device_id is not None:
+        body["device_id"] = claims.device_id
+    return {**body, "user_id": claims.user_id, "tenant_id": claims.tenant_id}
+
+
+def _describe_refresh(record: grants.RefreshRecord, client: AnyClient) -> dict[str, Any]:
+    """RFC 7662 2.2 for a live refresh token of the client's grant; inactive otherwise."""
+    grant = grants.client_grant(client.grant_client(), record.grant_id)
+    if grant is None or record.revoked_time is not None or (
+        record.expires_time is not None and record.expires_time <= utcnow()
+    ):
+        return {"active": False}
+    body: dict[str, Any] = {
+        "active": True,
+        "scope": record.scope,
+        "token_type": "refresh_token",
+        "exp": int(record.expires_time.timestamp()) if record.expires_time else None,
+        "sub": str(grant.user_id),
+        "client_id": client.get_client_id(),
+    }
+    if grant.device_id is not None:
+        body["device_id"] = grant.device_id
+    return {**body, "user_id": grant.user_id}
 
 
 # --- the endpoints ------------------------------------------------------------------------------
@@ -492,9 +594,14 @@ def issue_token() -> Response:
             "invalid_request",
             "The parameter grant_type is missing; devices send grant_type=client_credentials.",
         )
-    if request.form["grant_type"] == "client_credentials":
+    grant_type = request.form["grant_type"]
+    if grant_type == "client_credentials":
         return client_credentials_grant()
-    response: Response = _server().create_token_response()
+    if grant_type == "authorization_code":
+        return authorization_code_grant()
+    if grant_type == "refresh_token":
+        return refresh_token_grant()
+    response: Response = _server().create_token_response()  # unsupported_grant_type
     return response
 
 
@@ -517,15 +624,20 @@ def metadata() -> Response:
     base = current_app.config["BIOWEB_BASE_URL"]
     return jsonify(
         issuer=base,
+        authorization_endpoint=f"{base}/authorize",
         token_endpoint=f"{base}/token",
         revocation_endpoint=f"{base}/token/revoke",
         introspection_endpoint=f"{base}/token/introspect",
         grant_types_supported=GRANT_TYPES,
-        response_types_supported=[],
-        scopes_supported=[tokens.DEVICE_SCOPE],
-        token_endpoint_auth_methods_supported=AUTH_METHODS,
-        revocation_endpoint_auth_methods_supported=AUTH_METHODS,
+        response_types_supported=["code"],
+        response_modes_supported=["query"],
+        code_challenge_methods_supported=["S256"],
+        scopes_supported=[tokens.DEVICE_SCOPE, *tokens.PAT_SCOPES, grants.ALL_ALIAS],
+        token_endpoint_auth_methods_supported=PUBLIC_METHODS,
+        revocation_endpoint_auth_methods_supported=PUBLIC_METHODS,
         introspection_endpoint_auth_methods_supported=AUTH_METHODS,
+        # RFC 9207: the redirect carries iss, so a client talking to several servers can tell.
+        authorization_response_iss_parameter_supported=True,
         service_documentation=f"{base}/api/docs",
     )
 
@@ -537,7 +649,6 @@ def init_app(app: Flask) -> None:
     app.extensions["bioweb.signer"] = TokenSigner(app.config["BIOWEB_TOKEN_KEYS"], base, f"{base}/api/v1")
     tokens.init_app(app)
     server = BioAuthorizationServer(app, query_client=devices.find_client)
-    server.register_grant(RefreshTokenGrant)
     server.register_endpoint(Revocation)
     server.register_endpoint(Introspection)
     app.extensions["bioweb.oauth"] = server

@@ -177,7 +177,7 @@ class IssuedTokens(msgspec.Struct, frozen=True):
     access_token: str
     expires_in: int
     scope: str
-    device_id: int
+    device_id: int | None  # the device a device's own token is for, or a device client's grant
     user_id: int
     tenant_id: int
     refresh_token: str | None = None

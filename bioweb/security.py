@@ -19,6 +19,7 @@ ACCESS_PREFIX = "bcd_"
 REFRESH_PREFIX = "bcr_"
 SECRET_PREFIX = "bcs_"
 SESSION_PREFIX = "bcw_"  # the key of a dashboard (web) session, in its cookie only
+CODE_PREFIX = "bcc_"  # an authorization code (RFC 6749 4.1.2), single use, minutes long
 
 _SECRET_BYTES = 32  # 256 bits of entropy in every token and client secret
 
@@ -70,7 +71,8 @@ def digest_matches(secret: str, expected_digest: str) -> bool:
     return hmac.compare_digest(digest(secret), expected_digest)
 
 
-_CREDENTIAL = re.compile(r"\b(bc[pdrsw]_)[A-Za-z0-9_\-]{8,}")
+# bcc_: authorization codes, which travel in redirect URLs (and so in access logs).
+_CREDENTIAL = re.compile(r"\b(bc[cpdrsw]_)[A-Za-z0-9_\-]{8,}")
 
 
 def redact(text: str) -> str:

@@ -1,8 +1,10 @@
-"""The keys that sign device access tokens, and the signing and verifying of those tokens.
+"""The keys that sign access tokens, and the signing and verifying of those tokens.
 
-A device access token is an RFC 9068 JWT (`typ: at+jwt`, HS256) behind the `bcd_` prefix,
-so leaked ones stay easy to scan for. It carries everything its check needs; no copy is
-stored anywhere. Keys come from BIOWEB_TOKEN_KEYS ('kid:secret' items; the first signs,
+An access token is an RFC 9068 JWT (`typ: at+jwt`, HS256) behind the `bcd_` prefix, so leaked
+ones stay easy to scan for. Two kinds: a device's own (client credentials: `device_id`, the
+device's credential generation `gen` and secret serial `cs`), and a grant's (a client acting
+for a person after the authorization-code flow: `grant` and the grant's generation `gen`). It
+carries everything its check needs; no copy is stored anywhere. Keys come from BIOWEB_TOKEN_KEYS ('kid:secret' items; the first signs,
 every one verifies), generated once into instance/token_keys when unset (config.py).
 Verifying costs about 25 µs here; HS256 because RSA signing (~450 µs) would dominate /token.
 """
@@ -58,18 +60,19 @@ def parse_keys(value: str) -> list[tuple[str, str]]:
 
 @dataclass(frozen=True, slots=True)
 class AccessClaims:
-    """What a verified device access token says (RFC 9068 claims plus bioweb's own)."""
+    """What a verified access token says (RFC 9068 claims plus bioweb's own)."""
 
     jti: str
     client_id: str
     scope: str
-    device_id: int
+    device_id: int | None  # a device's own token: the device (None for a grant's token)
     user_id: int
     tenant_id: int
-    generation: int  # the device's credential generation when the token was minted
-    secret_slot: int  # which of the device's client secrets it was obtained with
+    generation: int  # the device's credential generation, or the grant's, when it was minted
+    secret_slot: int | None  # a device's own token: which of its client secrets it was obtained with
     issued_at: int
     expires_at: int
+    grant_id: int | None = None  # a grant's token: the grant (models.Grant) it acts under
 
 
 class TokenSigner:
@@ -116,6 +119,35 @@ class TokenSigner:
         }
         return ACCESS_PREFIX + jwt.encode(self._header, claims, self._signing_key)
 
+    def sign_for_grant(
+        self,
+        *,
+        client_id: str,
+        scope: str,
+        user_id: int,
+        tenant_id: int,
+        grant_id: int,
+        generation: int,
+        expires_in: int,
+    ) -> str:
+        """A new `bcd_` access token of a grant: `client_id` acting for the person `user_id`."""
+        now = int(time.time())
+        claims = {
+            "iss": self.issuer,
+            "aud": self.audience,
+            "sub": str(user_id),  # RFC 9068 2.2: the resource owner
+            "client_id": client_id,
+            "scope": scope,
+            "iat": now,
+            "exp": now + expires_in,
+            "jti": secrets.token_urlsafe(16),
+            "user_id": user_id,
+            "tenant_id": tenant_id,
+            "grant": grant_id,
+            "gen": generation,
+        }
+        return ACCESS_PREFIX + jwt.encode(self._header, claims, self._signing_key)
+
     def verify(self, token: str, now: float | None = None) -> AccessClaims | None:
         """The claims of a genuine, unexpired access token of ours; None for anything else
         (another prefix, a bad signature, an unknown key id, a wrong type, issuer or audience).
@@ -150,18 +182,21 @@ class TokenSigner:
         if decoded.header.get("typ") != TOKEN_TYPE:
             return None
         c: dict[str, Any] = decoded.claims
+        grant = c.get("grant")
         try:
             claims = AccessClaims(
                 jti=c["jti"],
                 client_id=c["client_id"],
                 scope=c["scope"],
-                device_id=c["device_id"],
+                # A grant's token has no device claims; a device's own token must have both.
+                device_id=None if grant is not None else c["device_id"],
                 user_id=c["user_id"],
                 tenant_id=c["tenant_id"],
                 generation=c["gen"],
-                secret_slot=c["cs"],
+                secret_slot=None if grant is not None else c["cs"],
                 issued_at=c["iat"],
                 expires_at=c["exp"],
+                grant_id=grant,
             )
         except KeyError:
             return None

@@ -350,3 +350,67 @@ def assert_error(response, status: int, code: str | None = None) -> dict:
     if code is not None:
         assert body["error"] == code
     return body
+
+
+# --- the authorization-code flow (issue 13) ------------------------------------------------------
+
+
+def pkce_pair() -> tuple[str, str]:
+    """A PKCE code verifier and its S256 challenge (RFC 7636 4.1, 4.2)."""
+    import base64
+    import hashlib
+    import secrets
+
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    return verifier, challenge
+
+
+AUTHORIZE_FIELDS = (
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "scope",
+    "state",
+    "code_challenge",
+    "code_challenge_method",
+)
+
+
+def approve_in_dashboard(
+    web: Any,
+    client_id: str,
+    *,
+    redirect_uri: str | None = None,
+    scope: str = "all",
+    challenge: str | None = None,
+    state: str = "st-1",
+) -> str:
+    """GET /authorize and click Allow on the consent form, with `web` (a test client signed in
+    as the person); returns the code the redirect carries (its state checked)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    params = {"response_type": "code", "client_id": client_id, "scope": scope, "state": state}
+    if redirect_uri is not None:
+        params["redirect_uri"] = redirect_uri
+    if challenge is not None:
+        params.update(code_challenge=challenge, code_challenge_method="S256")
+    page = web.get("/authorize", query_string=params)
+    assert page.status_code == 200, page.text
+    form = {name: input_value(page.text, name) for name in AUTHORIZE_FIELDS}
+    answer = web.post("/authorize", data={**form, "approve": "Allow"})
+    assert answer.status_code == 303, answer.text
+    query = parse_qs(urlsplit(answer.headers["Location"]).query)
+    assert query["state"] == [state], query
+    return query["code"][0]
+
+
+def grant_code(user: User, client_id: str, scope: str = "all", challenge: str | None = None) -> str:
+    """An authorization code for `client_id` approved by `user`, made through the service (for
+    tests of what comes after the consent; tests/test_authorize.py drives the consent itself).
+    Redirect URI: the client's first registered one, not named in the request."""
+    from bioweb.services import grants
+
+    client = grants.find_client(client_id)
+    assert client is not None
+    return grants.approve(user, client, grants.parse_scope(scope), client.redirect_uris[0], False, challenge)

@@ -34,6 +34,7 @@ from tests.helpers import (
     app_with_database,
     basic,
     bearer,
+    grant_code,
     make_app,
     make_device,
     make_pat,
@@ -63,11 +64,16 @@ def refresh(client, device_and_secret, refresh_token: str):
     )
 
 
-def refresh_family(device: Device) -> dict:
-    """A refresh-token family made through the service layer (the authorization-code grant
-    for apps will issue them; client credentials no longer do)."""
-    issued = token_service.start_refresh_family(device_service.find_client(device.client_id))
-    return {"access_token": issued.access_token, "refresh_token": issued.refresh_token}
+def refresh_family(client, device_and_secret) -> dict:
+    """A refresh-token family: the device's owner approves its companion app (through the
+    service) and the app trades the code at /token with the device's credentials."""
+    device, secret = device_and_secret
+    code = grant_code(device.user, device.client_id)
+    response = client.post(
+        "/token", data={"grant_type": "authorization_code", "code": code}, headers=basic(device.client_id, secret)
+    )
+    assert response.status_code == 200, response.text
+    return response.get_json()
 
 
 def read_own(client, device: Device, access: str):
@@ -224,7 +230,7 @@ def _resign(token: str, **changes) -> str:
 
 
 def test_a_refresh_token_is_not_a_bearer_token(client, device):
-    family = refresh_family(device[0])
+    family = refresh_family(client, device)
     response = read_own(client, device[0], family["refresh_token"])
     assert response.status_code == 401 and response.get_json()["error"] == "invalid_token"
     assert response.headers["WWW-Authenticate"].startswith('Bearer realm="bioweb"')
@@ -395,7 +401,8 @@ def test_basic_credentials_are_percent_decoded(client, device):
     [
         ({"data": {}}, 400, "invalid_request", "grant_type is missing"),
         ({"data": {"grant_type": "password", "username": "a", "password": "b"}}, 400, "unsupported_grant_type", "'password'"),
-        ({"data": {"grant_type": "authorization_code", "code": "x"}}, 400, "unsupported_grant_type", "not supported"),
+        ({"data": {"grant_type": "authorization_code", "code": "x"}}, 400, "invalid_grant", "code is unknown"),
+        ({"data": {"grant_type": "authorization_code"}}, 400, "invalid_request", "parameter code is missing"),
         ({"data": {"grant_type": "client_credentials", "scope": "devices:write"}}, 400, "invalid_scope", "'devices:write'"),
         ({"data": {"grant_type": "refresh_token"}}, 400, "invalid_request", "refresh_token"),
         ({"data": {"grant_type": "refresh_token", "refresh_token": "bcr_nope"}}, 400, "invalid_grant", "refresh token"),
@@ -403,7 +410,7 @@ def test_basic_credentials_are_percent_decoded(client, device):
         ({"data": "grant_type=client_credentials&grant_type=client_credentials", "content_type": "application/x-www-form-urlencoded"}, 400, "invalid_request", "repeated: grant_type"),
         ({"data": {"grant_type": "client_credentials"}, "query_string": {"scope": "all"}}, 400, "invalid_request", "not in the URL"),
     ],
-    ids=["missing", "password", "code", "scope", "no-refresh", "bad-refresh", "json", "repeated", "query"],
+    ids=["missing", "password", "code", "no-code", "scope", "no-refresh", "bad-refresh", "json", "repeated", "query"],
 )  # fmt: skip
 def test_token_request_errors_say_what_to_do(client, device, request_kwargs, status, error, says):
     response = client.post("/token", headers=basic(device[0].client_id, device[1]), **request_kwargs)
@@ -431,20 +438,21 @@ def test_token_endpoint_refuses_get(client):
 
 
 def test_refresh_rotates_and_the_used_token_dies(client, device):
-    first = refresh_family(device[0])
+    first = refresh_family(client, device)
     second = refresh(client, device, first["refresh_token"])
     assert second.status_code == 200
     second = second.get_json()
     assert second["refresh_token"].startswith("bcr_") and second["refresh_token"] != first["refresh_token"]
     assert second["access_token"] != first["access_token"]
-    assert second["scope"] == "device" and second["device_id"] == device[0].id
+    assert second["scope"] == "devices:read devices:write samples:read samples:write"
+    assert second["device_id"] == device[0].id
     assert read_own(client, device[0], second["access_token"]).status_code == 200
     assert_oauth_error(refresh(client, device, first["refresh_token"]), 400, "invalid_grant")
 
 
 def test_reusing_a_refresh_token_revokes_the_family(client, device):
-    first = refresh_family(device[0])
-    unrelated = refresh_family(device[0])
+    first = refresh_family(client, device)
+    unrelated = refresh_family(client, device)
     second = refresh(client, device, first["refresh_token"]).get_json()
     assert_oauth_error(refresh(client, device, first["refresh_token"]), 400, "invalid_grant")
     # The family is dead, rotated pair included; access tokens based on it end too.
@@ -456,7 +464,7 @@ def test_reusing_a_refresh_token_revokes_the_family(client, device):
 
 def test_refresh_token_of_another_device_is_invalid_grant(client, user, device):
     other = make_device(user)
-    theirs = refresh_family(other[0])["refresh_token"]
+    theirs = refresh_family(client, other)["refresh_token"]
     assert_oauth_error(refresh(client, device, theirs), 400, "invalid_grant")
     assert refresh(client, other, theirs).status_code == 200
 
@@ -467,7 +475,7 @@ def test_access_token_is_not_a_refresh_token(client, device):
 
 
 def test_expired_refresh_token_is_invalid_grant(client, device):
-    family = refresh_family(device[0])
+    family = refresh_family(client, device)
     row = db.session.scalar(sa.select(Token).where(Token.digest == digest(family["refresh_token"])))
     row.expires_time = utcnow() - timedelta(seconds=1)
     db.session.commit()
@@ -489,7 +497,7 @@ def test_expired_refresh_token_is_invalid_grant(client, device):
 )
 def test_disable_cuts_the_device_off_on_its_next_request(client, pat, device, disable):
     access = get_token(client, device).get_json()["access_token"]
-    family = refresh_family(device[0])
+    family = refresh_family(client, device)
     assert read_own(client, device[0], access).status_code == 200
     assert disable(client, pat, device[0].id).status_code == 204
     for token in (access, family["access_token"]):
@@ -502,7 +510,7 @@ def test_disable_cuts_the_device_off_on_its_next_request(client, pat, device, di
 
 def test_reauthorize_issues_new_secret_and_old_credentials_stay_dead(client, pat, device):
     old = get_token(client, device).get_json()["access_token"]
-    family = refresh_family(device[0])
+    family = refresh_family(client, device)
     assert client.delete(f"/api/v1/device/{device[0].id}", headers=bearer(pat)).status_code == 204
     response = client.post(
         "/api/v1/data-submission/device-authorize", json={"device_id": device[0].id}, headers=bearer(pat)
@@ -619,7 +627,7 @@ def test_revoking_an_access_token_ends_the_devices_access_tokens_not_its_secret(
 
 @pytest.mark.parametrize("hint", ["refresh_token", "access_token", "weird_kind", None])
 def test_revoking_a_refresh_token_ends_its_family_whatever_the_hint(client, device, hint):
-    family = refresh_family(device[0])
+    family = refresh_family(client, device)
     extra = {"token_type_hint": hint} if hint else {}
     assert revoke(client, device, family["refresh_token"], **extra).status_code == 200
     assert_oauth_error(refresh(client, device, family["refresh_token"]), 400, "invalid_grant")
@@ -629,7 +637,7 @@ def test_revoking_a_refresh_token_ends_its_family_whatever_the_hint(client, devi
 def test_revoking_unknown_or_another_clients_token_is_200_and_changes_nothing(client, user, device):
     other = make_device(user)
     theirs = get_token(client, other).get_json()["access_token"]
-    their_family = refresh_family(other[0])
+    their_family = refresh_family(client, other)
     answers = [
         revoke(client, device, token)
         for token in ("bcd_unknown", "bcr_unknown", theirs, their_family["refresh_token"])
@@ -666,7 +674,7 @@ def test_introspection_of_own_tokens(client, user, device):
         and body["tenant_id"] == user.tenant_id
     )
     assert body["exp"] - body["iat"] == 3600 and body["iss"] == "http://127.0.0.1:8000"
-    family = refresh_family(device[0])
+    family = refresh_family(client, device)
     body = client.post(
         "/token/introspect",
         data={"token": family["refresh_token"], "token_type_hint": "nonsense"},
@@ -683,7 +691,7 @@ def test_introspection_says_inactive_for_others_unknown_revoked_and_personal_tok
     theirs = get_token(client, other).get_json()["access_token"]
     mine = get_token(client, device).get_json()["access_token"]
     revoke(client, device, mine)
-    for token in (theirs, mine, "bcd_unknown", pat, refresh_family(other[0])["refresh_token"]):
+    for token in (theirs, mine, "bcd_unknown", pat, refresh_family(client, other)["refresh_token"]):
         response = client.post("/token/introspect", data={"token": token}, headers=auth)
         assert response.status_code == 200 and response.get_json() == {"active": False}
 
@@ -694,9 +702,16 @@ def test_metadata_document(client):
     assert body["token_endpoint"] == "http://127.0.0.1:8000/token"
     assert body["revocation_endpoint"] == "http://127.0.0.1:8000/token/revoke"
     assert body["introspection_endpoint"] == "http://127.0.0.1:8000/token/introspect"
-    assert body["grant_types_supported"] == ["client_credentials", "refresh_token"]
-    assert body["token_endpoint_auth_methods_supported"] == ["client_secret_basic", "client_secret_post"]
-    assert body["scopes_supported"] == ["device"]
+    assert body["authorization_endpoint"] == "http://127.0.0.1:8000/authorize"
+    assert body["grant_types_supported"] == ["client_credentials", "authorization_code", "refresh_token"]
+    assert body["response_types_supported"] == ["code"]
+    assert body["code_challenge_methods_supported"] == ["S256"]
+    assert body["token_endpoint_auth_methods_supported"] == ["client_secret_basic", "client_secret_post", "none"]
+    assert body["introspection_endpoint_auth_methods_supported"] == ["client_secret_basic", "client_secret_post"]
+    assert body["scopes_supported"] == [
+        "device", "devices:read", "devices:write", "samples:read", "samples:write", "all"
+    ]  # fmt: skip
+    assert body["authorization_response_iss_parameter_supported"] is True
 
 
 # --- rate limits: failed authentications only ----------------------------------------------------------
@@ -762,8 +777,8 @@ def test_failures_are_limited_per_address_across_clients(database_url):
 
 
 def test_purge_removes_expired_and_long_revoked_tokens_only(client, runner, user, device):
-    live = refresh_family(device[0])
-    dead = refresh_family(device[0])
+    live = refresh_family(client, device)
+    dead = refresh_family(client, device)
     old_pat = make_pat(user)
     now = utcnow()
     db.session.execute(
@@ -837,7 +852,13 @@ def test_off_the_shelf_oauth_clients_against_a_live_server(live_server, user, pa
 
 def test_concurrent_refreshes_exactly_one_wins(live_server, user):
     device, secret = make_device(user)
-    family = refresh_family(device)
+    code = grant_code(user, device.client_id)
+    family = requests.post(
+        f"{live_server}/token",
+        data={"grant_type": "authorization_code", "code": code},
+        auth=(device.client_id, secret),
+        timeout=10,
+    ).json()
     auth = (device.client_id, secret)
 
     def spend(_):

@@ -219,11 +219,19 @@ class Checker:
         return body
 
 
-def _refresh_token(client_id: str) -> str:
-    """Refresh tokens come from grants for a person; until those exist, from the service layer."""
-    from bioweb.services import devices, tokens
+def _refresh_token(client, client_id: str, secret: str) -> str:
+    """A refresh token of the device's companion-app grant: its owner approves it (through the
+    service), and the code is traded at /token."""
+    import sqlalchemy as sa
 
-    return tokens.start_refresh_family(devices.find_client(client_id)).refresh_token
+    from bioweb.extensions import db
+    from bioweb.models import Device
+    from tests.helpers import grant_code
+
+    device = db.session.scalar(sa.select(Device).where(Device.client_id == client_id))
+    code = grant_code(device.user, client_id)
+    form = {"grant_type": "authorization_code", "code": code, "client_id": client_id, "client_secret": secret}
+    return client.post("/token", data=form).get_json()["refresh_token"]
 
 
 def test_real_responses_match_the_document(app, spec):
@@ -334,7 +342,11 @@ def test_real_responses_match_the_document(app, spec):
     refreshed = check(
         client.post(
             "/token",
-            data={**form, "grant_type": "refresh_token", "refresh_token": _refresh_token(client_id)},
+            data={
+                **form,
+                "grant_type": "refresh_token",
+                "refresh_token": _refresh_token(client, client_id, secret),
+            },
         ),
         "/token",
         "post",

@@ -197,13 +197,35 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["grant_type"],
         "properties": {
-            "grant_type": {"type": "string", "enum": ["client_credentials", "refresh_token"]},
+            "grant_type": {
+                "type": "string",
+                "enum": ["client_credentials", "authorization_code", "refresh_token"],
+                "description": "Devices: client_credentials. Apps (and a device's companion app): "
+                "authorization_code after /authorize, then refresh_token.",
+            },
+            "code": {
+                "type": "string",
+                "description": "For authorization_code: the code the redirect received (bcc_...).",
+            },
+            "redirect_uri": {
+                "type": "string",
+                "description": "For authorization_code: the redirect_uri of the authorization request, if it named one.",
+            },
+            "code_verifier": {
+                "type": "string",
+                "description": "For authorization_code: the PKCE verifier (RFC 7636), required when the request sent "
+                "a code_challenge (public clients always do), refused when it did not.",
+            },
             "refresh_token": {"type": "string", "description": "For grant_type=refresh_token."},
             "scope": {
                 "type": "string",
-                "description": "device (the default), or all, its alias from the published system.",
+                "description": "client_credentials: device (the default), or all, its alias from the published "
+                "system. refresh_token: the same scopes or fewer.",
             },
-            "client_id": {"type": "string", "description": "client_secret_post (or use HTTP Basic)."},
+            "client_id": {
+                "type": "string",
+                "description": "client_secret_post (or use HTTP Basic); a public application sends only this.",
+            },
             "client_secret": {"type": "string"},
         },
     },
@@ -214,7 +236,6 @@ SCHEMAS: dict[str, Any] = {
             "token_type",
             "expires_in",
             "scope",
-            "device_id",
             "user_id",
             "tenant_id",
         ],
@@ -223,18 +244,27 @@ SCHEMAS: dict[str, Any] = {
                 "type": "string",
                 "pattern": "^bcd_",
                 "description": "bcd_ + an RFC 9068 JWT (HS256). Opaque to clients: use it as a bearer token. "
-                "It dies when the device is disabled or re-authorized, or when one of its access tokens "
-                "is revoked.",
+                "A device's own token dies when the device is disabled or re-authorized, or when one of its "
+                "access tokens is revoked; a grant's, when the person revokes the app, or one of the grant's "
+                "tokens is revoked.",
             },
             "token_type": {"const": "Bearer"},
             "expires_in": {"type": "integer", "minimum": 1},
             "refresh_token": {
                 "type": "string",
                 "pattern": "^bcr_",
-                "description": "Only from the refresh grant (grants for a person); client credentials get none.",
+                "description": "From authorization_code and refresh_token (grants for a person), rotating at "
+                "each use; client credentials get none.",
             },
-            "scope": {"const": "device"},
-            "device_id": ID,
+            "scope": {
+                "type": "string",
+                "description": "device (client credentials), or the scopes the person approved: devices:read, "
+                "devices:write, samples:read, samples:write.",
+            },
+            "device_id": {
+                **ID,
+                "description": "The device, for a device client (absent for an application).",
+            },
             "user_id": ID,
             "tenant_id": ID,
         },
@@ -281,11 +311,15 @@ SCHEMAS: dict[str, Any] = {
         ],
         "properties": {
             "issuer": {"type": "string", "format": "uri"},
+            "authorization_endpoint": {"type": "string", "format": "uri"},
             "token_endpoint": {"type": "string", "format": "uri"},
             "revocation_endpoint": {"type": "string", "format": "uri"},
             "introspection_endpoint": {"type": "string", "format": "uri"},
             "grant_types_supported": {"type": "array", "items": {"type": "string"}},
             "response_types_supported": {"type": "array", "items": {"type": "string"}},
+            "response_modes_supported": {"type": "array", "items": {"type": "string"}},
+            "code_challenge_methods_supported": {"type": "array", "items": {"type": "string"}},
+            "authorization_response_iss_parameter_supported": {"type": "boolean"},
             "scopes_supported": {"type": "array", "items": {"type": "string"}},
             "token_endpoint_auth_methods_supported": {"type": "array", "items": {"type": "string"}},
             "revocation_endpoint_auth_methods_supported": {"type": "array", "items": {"type": "string"}},
@@ -1036,7 +1070,13 @@ def _document_without_examples(base_url: str) -> dict[str, Any]:
                 "post": {
                     "operationId": "issue_token",
                     "tags": ["oauth"],
-                    "summary": "Token endpoint (RFC 6749): client credentials (no refresh token) and refresh (rotating)",
+                    "summary": "Token endpoint (RFC 6749): client credentials (no refresh token), authorization "
+                    "code with PKCE, and refresh (rotating)",
+                    "description": "Devices: client_credentials. Apps: send the person to GET /authorize (a "
+                    "dashboard page: response_type=code, client_id, redirect_uri, scope, state, "
+                    "code_challenge with code_challenge_method=S256); the answer arrives at the redirect URI "
+                    "(or is shown on /appauth/code); trade the code here within 10 minutes, once. "
+                    "Parameters in the URL are refused: send them as form fields.",
                     "security": CLIENT,
                     "requestBody": {"required": True, "content": {FORM: {"schema": _ref("TokenRequest")}}},
                     "responses": {

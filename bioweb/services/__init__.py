@@ -28,3 +28,4 @@ class Principal:
     scope: str
     device: Any = None  # a devices row (sa.Row) for a device access token, else None
     token_id: int | None = None  # the PAT's id, for a personal access token
+    grant_id: int | None = None  # the grant, for an access token of the authorization-code flow

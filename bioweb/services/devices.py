@@ -30,7 +30,7 @@ from ..readmodels import (
     SecretView,
 )
 from ..security import SECRET_PREFIX, digest, new_client_id, new_secret
-from . import Actor, Principal, events, tokens
+from . import Actor, Principal, events, grants, tokens
 from .events import Origin
 
 # The list's sort fields (API names) and the column each sorts by: names, codes and products by
@@ -542,7 +542,8 @@ def disable_device(actor: Actor, device_id: int, origin: Origin | None = None) -
         device.state = DeviceState.DISABLED
         device.modified_time = now
         events.add(device.id, EventKind.DISABLED, origin)
-    tokens.revoke_all_device_tokens(device.id, now)
+    tokens.move_generation(device.id)
+    grants.end_device_grants(device.id)
     db.session.commit()
     return device
 
@@ -563,11 +564,30 @@ def authorize_device(actor: Actor, device_id: int, origin: Origin | None = None)
     _empty_slot(device, 2)
     device.state = DeviceState.ACTIVE
     device.modified_time = now
-    tokens.revoke_all_device_tokens(device.id, now)
+    tokens.move_generation(device.id)
+    grants.end_device_grants(device.id)
     events.add(device.id, EventKind.REAUTHORIZED, origin)
     events.add(device.id, EventKind.CREDENTIALS_SHOWN, origin)
     db.session.commit()
     return _credentials(device, secret)
+
+
+def set_redirect_uris(actor: Actor, device_id: int, text: str) -> Device:
+    """The redirect URIs the owner registers for the device's authorization-code flow (one per
+    line; <base URL>/appauth/code is always registered besides them). Raises NotFound,
+    InvalidInput. Commits."""
+    from .. import redirects
+
+    device = get_device(actor, device_id)
+    base = current_app.config["BIOWEB_BASE_URL"]
+    try:
+        uris = [u for u in redirects.check_all(text, base) if u != redirects.own_landing_page(base)]
+    except redirects.RedirectProblem as problem:
+        raise InvalidInput(f"redirect_uris: {problem}", {"redirect_uris": [str(problem)]}) from None
+    device.redirect_uris = "\n".join(uris)
+    device.modified_time = utcnow()
+    db.session.commit()
+    return device
 
 
 def find_client(client_id: str) -> reads.Row | None:

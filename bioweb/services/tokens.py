@@ -1,9 +1,10 @@
-"""Bearer credentials: personal access tokens, signed device access tokens, refresh tokens.
+"""Bearer credentials: personal access tokens and signed device access tokens.
 
-PATs and refresh tokens are random strings stored only as SHA-256 digests and looked up by
-digest (unique index). Device access tokens are signed (bioweb/signing.py) and stored
-nowhere: they die when the device's credential generation moves (disable, re-authorize,
-revocation) or when they expire.
+PATs are random strings stored only as SHA-256 digests and looked up by digest (unique
+index). Device access tokens are signed (bioweb/signing.py) and stored nowhere: they die when
+the device's credential generation moves (disable, re-authorize, revocation) or when they
+expire. Refresh tokens and the access tokens of the authorization-code flow belong to grants
+(services/grants.py).
 """
 
 from __future__ import annotations
@@ -11,13 +12,11 @@ from __future__ import annotations
 import atexit
 import hmac
 import threading
-import uuid
 import weakref
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, cast
 
-import msgspec
 import sqlalchemy as sa
 from flask import Flask, current_app
 
@@ -26,7 +25,7 @@ from ..errors import InvalidInput, NotFound
 from ..extensions import db
 from ..models import MAX_ID, Device, EventKind, Token, TokenKind, User, utcnow
 from ..readmodels import IssuedTokens
-from ..security import DUMMY_DIGEST, PAT_PREFIX, REFRESH_PREFIX, digest, new_secret
+from ..security import DUMMY_DIGEST, PAT_PREFIX, digest, new_secret
 from ..signing import TokenSigner
 from . import Actor, events
 from .events import Origin
@@ -403,134 +402,6 @@ def revoke_device_access_tokens(device_id: int) -> None:
     this ends every access token of the device (section 2.1 allows revoking related tokens);
     the device's secret keeps working and it simply asks /token again. Commits."""
     move_generation(device_id)
-    db.session.commit()
-
-
-def revoke_all_device_tokens(device_id: int, now: datetime) -> None:
-    """End every token of a device: its access tokens (generation) and its live refresh
-    tokens (no commit: the caller's use case commits)."""
-    move_generation(device_id)
-    db.session.execute(
-        sa.update(_tokens)
-        .where(_tokens.c.device_id == device_id, _tokens.c.revoked_time.is_(None))
-        .values(revoked_time=now)
-    )
-
-
-# --- refresh tokens ---------------------------------------------------------------------------
-# Refresh tokens belong to grants that act for a person (the authorization-code grant for
-# apps). Until that grant issues them, start_refresh_family creates one for a device.
-
-
-@dataclass(frozen=True, slots=True)
-class RefreshToken:
-    """A stored refresh token (plain row)."""
-
-    id: int
-    family: str | None
-    device_id: int | None
-    created_time: datetime
-    expires_time: datetime | None
-    revoked_time: datetime | None
-
-    def is_expired(self, now: datetime | None = None) -> bool:
-        return self.expires_time is not None and self.expires_time <= (now or utcnow())
-
-
-def _new_refresh_token(device: Any, family: str, now: datetime) -> str:
-    refresh = new_secret(REFRESH_PREFIX)
-    db.session.execute(
-        sa.insert(_tokens).values(
-            kind=TokenKind.REFRESH.value,
-            digest=digest(refresh),
-            name="",
-            scope=DEVICE_SCOPE,
-            user_id=device.user_id,
-            device_id=device.id,
-            family=family,
-            created_time=now,
-            expires_time=now + timedelta(seconds=current_app.config["BIOWEB_REFRESH_TOKEN_EXPIRES_IN"]),
-        )
-    )
-    return refresh
-
-
-def start_refresh_family(device: Any) -> IssuedTokens:
-    """A new refresh-token family for `device` (a devices row), with an access token obtained
-    with its first live secret. Commits."""
-    issued = _sign_device_token(device, first_live_serial(device))
-    refresh = _new_refresh_token(device, uuid.uuid4().hex, utcnow())
-    db.session.commit()
-    return msgspec.structs.replace(issued, refresh_token=refresh)
-
-
-_FIND_REFRESH = sa.select(
-    _tokens.c.id,
-    _tokens.c.family,
-    _tokens.c.device_id,
-    _tokens.c.created_time,
-    _tokens.c.expires_time,
-    _tokens.c.revoked_time,
-).where(_tokens.c.digest == sa.bindparam("digest"), _tokens.c.kind == TokenKind.REFRESH.value)
-
-
-def find_refresh_token(plaintext: str) -> RefreshToken | None:
-    """The refresh token stored for `plaintext` (live or not), or None."""
-    row = db.session.execute(_FIND_REFRESH, {"digest": digest(plaintext)}).first()
-    return RefreshToken(*row) if row is not None else None
-
-
-def rotate_refresh_token(
-    device: Any, token: RefreshToken, serial: int, origin: Origin | None = None
-) -> IssuedTokens | None:
-    """Refresh grant with rotation: spend `token` and issue a new pair in the same family (the
-    access token bound to the secret numbered `serial`, the one the client authenticated with).
-
-    The spend is a conditional UPDATE, so of two concurrent refreshes exactly one wins.
-    A token that is already spent (or revoked, or expired) is refused with None; if it was
-    spent, that is reuse: the whole family is revoked and the device's access tokens end.
-    Commits in every case.
-    """
-    now = utcnow()
-    if token.is_expired(now):
-        return None
-    spent = db.session.execute(
-        sa.update(_tokens)
-        .where(_tokens.c.id == token.id, _tokens.c.revoked_time.is_(None))
-        .values(revoked_time=now)
-    )
-    if _count(spent) != 1:
-        # Reuse of a spent token while its family still lives: the family is compromised, so it
-        # ends with the access tokens based on it. A family that was already ended (by an
-        # earlier reuse, a revocation, a disable) ends nothing more.
-        if revoke_family(token.family, now) and token.device_id is not None:
-            move_generation(token.device_id)
-        db.session.commit()
-        return None
-    issued = _sign_device_token(device, serial)
-    refresh = _new_refresh_token(device, token.family or uuid.uuid4().hex, now)
-    db.session.commit()
-    return msgspec.structs.replace(issued, refresh_token=refresh)
-
-
-def revoke_family(family: str | None, now: datetime | None = None) -> int:
-    """Revoke every live token of a family; return how many were live (no commit)."""
-    if family is None:
-        return 0
-    result = db.session.execute(
-        sa.update(_tokens)
-        .where(_tokens.c.family == family, _tokens.c.revoked_time.is_(None))
-        .values(revoked_time=now or utcnow())
-    )
-    return _count(result)
-
-
-def revoke_refresh_token(token: RefreshToken) -> None:
-    """RFC 7009 revocation of a refresh token: its family, and the access tokens of its
-    device (RFC 7009 2.1: tokens based on the same grant). Commits."""
-    revoke_family(token.family)
-    if token.device_id is not None:
-        move_generation(token.device_id)
     db.session.commit()
 
 
