@@ -114,6 +114,9 @@ def register_extensions(app: Flask) -> None:
     login_manager.login_view = "auth.login"
     csrf.init_app(app)
     limiter.init_app(app)
+    from . import mail
+
+    mail.init_app(app)  # a malformed BIOWEB_SMTP_URL stops the start, naming what is wrong
 
 
 def register_request_context(app: Flask) -> None:

@@ -107,6 +107,23 @@ def load(instance_path: str) -> dict[str, Any]:
             "BIOWEB_PASSWORD_RATELIMIT_PER_ACCOUNT", "10/minute;50/hour"
         ),
         "BIOWEB_PASSWORD_RATELIMIT_PER_IP": env("BIOWEB_PASSWORD_RATELIMIT_PER_IP", "30/minute;300/hour"),
+        # Outgoing mail (bioweb/mail.py): smtp://user:pass@host:587?starttls=1, smtps://host:465,
+        # smtp://127.0.0.1:2525. Unset: every message is a file in BIOWEB_MAIL_OUTBOX
+        # (default instance/outbox) and a log line, so a laptop needs no mail server.
+        "BIOWEB_SMTP_URL": env("BIOWEB_SMTP_URL", ""),
+        "BIOWEB_MAIL_FROM": env("BIOWEB_MAIL_FROM", "bioweb <no-reply@localhost>"),
+        "BIOWEB_MAIL_OUTBOX": env("BIOWEB_MAIL_OUTBOX", ""),
+        "BIOWEB_SMTP_TIMEOUT": float(env("BIOWEB_SMTP_TIMEOUT", "10")),
+        # Mailed links: a password reset link works for an hour (and once), a confirmation
+        # link for three days (until the address is confirmed).
+        "BIOWEB_RESET_LINK_MAX_AGE": int(env("BIOWEB_RESET_LINK_MAX_AGE", "3600")),
+        "BIOWEB_CONFIRM_LINK_MAX_AGE": int(env("BIOWEB_CONFIRM_LINK_MAX_AGE", str(3 * 24 * 3600))),
+        # Password reset requests (each one mails), counted per (address typed, client address)
+        # and per client address; never per account alone, which would let anyone use up a
+        # person's resets. "Send the confirmation link again" per (account, client address).
+        "BIOWEB_RESET_RATELIMIT_PER_ACCOUNT": env("BIOWEB_RESET_RATELIMIT_PER_ACCOUNT", "5/hour"),
+        "BIOWEB_RESET_RATELIMIT_PER_IP": env("BIOWEB_RESET_RATELIMIT_PER_IP", "30/hour"),
+        "BIOWEB_CONFIRM_RATELIMIT": env("BIOWEB_CONFIRM_RATELIMIT", "5/hour"),
         # Dashboard sessions (user_sessions rows) end after this long without a request, and
         # at the latest this many days after sign-in.
         "BIOWEB_SESSION_IDLE_MINUTES": int(env("BIOWEB_SESSION_IDLE_MINUTES", str(7 * 24 * 60))),

@@ -60,6 +60,11 @@ class NotFound(AppError):
     code = "not_found"
 
 
+class Forbidden(AppError):
+    status = 403
+    code = "forbidden"
+
+
 class Conflict(AppError):
     status = 409
     code = "conflict"

@@ -489,6 +489,18 @@ class ChangePasswordForm(FlaskForm):
     )
 
 
+class ForgotPasswordForm(FlaskForm):
+    email = _email_field()
+
+
+class ResetPasswordForm(FlaskForm):
+    password = PasswordField(
+        "New password",
+        validators=[DataRequired(message="Choose a new password."), _password_rule],
+        description="At least 12 characters. A few random words are easy to remember and hard to guess.",
+    )
+
+
 class RegisterDeviceForm(DeviceForm, OnceForm):
     """DeviceForm (as the API validates it) plus the one-time submission nonce."""
 

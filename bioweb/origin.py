@@ -33,7 +33,12 @@ def _echo_request_id(response):
 
 def current_origin(actor: str) -> Origin:
     """The Origin of the current request, acted by `actor` ("user:1", "device:7", ...)."""
-    return Origin(actor=actor, ip=request.remote_addr, request_id=g.get("request_id"))
+    return Origin(
+        actor=actor,
+        ip=request.remote_addr,
+        request_id=g.get("request_id"),
+        user_agent=request.headers.get("User-Agent", ""),
+    )
 
 
 def init_app(app: Flask) -> None:

@@ -20,6 +20,7 @@ REFRESH_PREFIX = "bcr_"
 SECRET_PREFIX = "bcs_"
 SESSION_PREFIX = "bcw_"  # the key of a dashboard (web) session, in its cookie only
 CODE_PREFIX = "bcc_"  # an authorization code (RFC 6749 4.1.2), single use, minutes long
+MAIL_LINK_PREFIX = "bcm_"  # a signed token in a mailed link (password reset, email confirmation)
 
 _SECRET_BYTES = 32  # 256 bits of entropy in every token and client secret
 
@@ -71,8 +72,8 @@ def digest_matches(secret: str, expected_digest: str) -> bool:
     return hmac.compare_digest(digest(secret), expected_digest)
 
 
-# bcc_: authorization codes, which travel in redirect URLs (and so in access logs).
-_CREDENTIAL = re.compile(r"\b(bc[cpdrsw]_)[A-Za-z0-9_\-]{8,}")
+# Signed credentials (bcd_ JWTs, bcm_ mail links) are dot-separated segments: all of them go.
+_CREDENTIAL = re.compile(r"\b(bc[cmpdrsw]_)[A-Za-z0-9_\-]{8,}(?:\.[A-Za-z0-9_\-]+)*")
 
 
 def redact(text: str) -> str:

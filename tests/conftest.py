@@ -13,9 +13,11 @@ import sqlalchemy as sa
 
 from tests.helpers import (
     CHROMIUM_ARGS,
+    Mailbox,
     app_with_database,
     create_pg_database,
     drop_pg_database,
+    free_port,
     log_in,
     make_pat,
     make_user,
@@ -90,11 +92,32 @@ def database_url(request, tmp_path) -> str:
     return request.getfixturevalue("pg_database_url")
 
 
+@pytest.fixture(scope="session")
+def smtp_server() -> Iterator[Mailbox]:
+    """A real SMTP server (aiosmtpd) on a free local port for the whole session: every `app`
+    and `live_server` sends its mail there (BIOWEB_SMTP_URL). Tests read it via `mailbox`."""
+    from aiosmtpd.controller import Controller
+
+    mailbox = Mailbox()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    mailbox.url = f"smtp://127.0.0.1:{controller.port}"
+    yield mailbox
+    controller.stop()
+
+
 @pytest.fixture
-def app(database_url: str):
+def mailbox(smtp_server: Mailbox) -> Mailbox:
+    """The SMTP server's messages, none yet."""
+    smtp_server.clear()
+    return smtp_server
+
+
+@pytest.fixture
+def app(database_url: str, smtp_server: Mailbox):
     """The app on this test's database. Each test request gets its own app context (own g,
     own database session), as in a real server; the test body keeps this outer one."""
-    with app_with_database(database_url) as app:
+    with app_with_database(database_url, BIOWEB_SMTP_URL=smtp_server.url) as app:
         yield app
 
 
@@ -104,9 +127,9 @@ def client(app):
 
 
 @pytest.fixture
-def csrf_app(database_url: str):
+def csrf_app(database_url: str, smtp_server: Mailbox):
     """Like `app`, but with real CSRF checks (log in with tests.helpers.log_in_with_csrf)."""
-    with app_with_database(database_url, WTF_CSRF_ENABLED=True) as app:
+    with app_with_database(database_url, WTF_CSRF_ENABLED=True, BIOWEB_SMTP_URL=smtp_server.url) as app:
         yield app
 
 
@@ -140,11 +163,11 @@ def web(client, user):
 
 
 @pytest.fixture
-def live_server(app, database_url: str):
+def live_server(app, database_url: str, smtp_server: Mailbox):
     """A real gunicorn process serving this test's database; yields its base URL."""
     from tests.helpers import LiveServer
 
-    server = LiveServer(database_url)
+    server = LiveServer(database_url, env={"BIOWEB_SMTP_URL": smtp_server.url})
     server.start()
     yield server.url
     server.stop()

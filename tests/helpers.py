@@ -6,6 +6,7 @@ import base64
 import os
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,8 +37,14 @@ PASSWORD_HASH_METHOD = "scrypt:256:8:1"
 TOKEN_KEYS = "test-key:" + "k" * 43
 
 
+# Mail that no test server receives (apps without BIOWEB_SMTP_URL) lands here, never in the
+# checkout's instance/outbox.
+OUTBOX = Path(tempfile.gettempdir()) / f"bioweb-test-outbox-{os.getpid()}"
+
+
 def make_app(database_url: str, **overrides: Any) -> Flask:
     config = {
+        "BIOWEB_MAIL_OUTBOX": str(OUTBOX),
         "TESTING": True,
         "SQLALCHEMY_DATABASE_URI": database_url,
         "RATELIMIT_ENABLED": False,
@@ -169,6 +176,7 @@ class LiveServer(servers.Server):
             "BIOWEB_TOKEN_KEYS": TOKEN_KEYS,
             "BIOWEB_ACCESS_LOG": "",  # tests that read it name a file
             "BIOWEB_PASSWORD_HASH_METHOD": PASSWORD_HASH_METHOD,
+            "BIOWEB_MAIL_OUTBOX": str(OUTBOX),
             **(env or {}),
         }
 
@@ -179,6 +187,7 @@ class LiveServer(servers.Server):
 # The settings a child process (flask CLI, gunicorn) of the tests gets, so it never falls back
 # to generating keys in the checkout's instance/ folder.
 CLI_ENV = {
+    "BIOWEB_MAIL_OUTBOX": str(OUTBOX),
     "SECRET_KEY": "test-secret-key-not-for-production",
     "BIOWEB_TOKEN_KEYS": TOKEN_KEYS,
     "BIOWEB_PASSWORD_HASH_METHOD": PASSWORD_HASH_METHOD,
@@ -350,6 +359,59 @@ def assert_error(response, status: int, code: str | None = None) -> dict:
     if code is not None:
         assert body["error"] == code
     return body
+
+
+# --- Mail (issue 16): a real SMTP server on a local port, and what reached it -------------------------
+
+
+class Mailbox:
+    """What an aiosmtpd server (the conftest `mailbox` fixture) received: each message parsed,
+    with the envelope's recipients. Its handle_DATA runs on the server's thread."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.messages: list[tuple[list[str], Any]] = []
+        self.url = ""
+        self._lock = threading.Lock()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd's name)
+        from email import message_from_bytes
+        from email.policy import default
+
+        with self._lock:
+            self.messages.append((list(envelope.rcpt_tos), message_from_bytes(envelope.content, policy=default)))
+        return "250 Message accepted for delivery"
+
+    def clear(self) -> None:
+        with self._lock:
+            self.messages.clear()
+
+    def to(self, address: str) -> list[Any]:
+        """The messages whose envelope named `address`, oldest first."""
+        with self._lock:
+            return [message for rcpt, message in self.messages if address in rcpt]
+
+    def wait_for(self, address: str, count: int = 1, timeout: float = 10.0) -> list[Any]:
+        """The messages to `address` once there are `count` of them (a live server's mail)."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while len(found := self.to(address)) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{len(found)} message(s) to {address}, expected {count}")
+            time.sleep(0.05)
+        return found
+
+
+def mail_link(message: Any, path: str) -> str:
+    """The link in a mail's body whose path starts with `path` ("/reset-password/")."""
+    import re
+
+    body = message.get_content()
+    match = re.search(rf"https?://[^\s/]+{re.escape(path)}[^\s]+", body)
+    assert match, f"no {path} link in:\n{body}"
+    return match.group(0)
 
 
 # --- the authorization-code flow (issue 13) ------------------------------------------------------

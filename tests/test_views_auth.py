@@ -4,6 +4,7 @@ rate limits, security headers and the error pages."""
 from __future__ import annotations
 
 import uuid
+from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
@@ -12,7 +13,15 @@ from flask import abort
 from bioweb.extensions import db
 from bioweb.models import User
 from bioweb.security import check_password
-from tests.helpers import PASSWORD, app_with_database, input_value, log_in, log_in_with_csrf, make_user
+from tests.helpers import (
+    PASSWORD,
+    app_with_database,
+    input_value,
+    log_in,
+    log_in_with_csrf,
+    mail_link,
+    make_user,
+)
 
 GOOD = {
     "email": "Grace@Example.com ",
@@ -81,14 +90,22 @@ def test_error_pages_in_the_sites_look(app, client):
 # --- Sign up -------------------------------------------------------------------------------------
 
 
-def test_sign_up_creates_the_account_and_logs_in(client):
+def test_sign_up_creates_the_account_and_mails_a_confirmation_link(client, mailbox):
     response = client.post("/signup", data=GOOD)
-    assert response.status_code == 303 and response.headers["Location"] == "/devices"
+    assert response.status_code == 303 and response.headers["Location"] == "/signup/check-your-email"
     (user,) = users()
     assert (user.email, user.first_name, user.last_name) == ("grace@example.com", "Grace", "Hopper")
     assert check_password(user.password_hash, GOOD["password"])
+    assert user.email_confirmed_time is None
+    # Not logged in: a taken address gets the same answer (tests/test_account_mail.py).
+    assert client.get("/devices").status_code == 302
+    (message,) = mailbox.to("grace@example.com")
+    confirmed = client.post(urlsplit(mail_link(message, "/confirm-email/")).path)
+    assert confirmed.status_code == 303 and confirmed.headers["Location"] == "/login"
+    assert "Welcome to bioweb, Grace" in client.get("/login").text
+    log_in(client, "grace@example.com", GOOD["password"])
     page = client.get("/devices")
-    assert page.status_code == 200 and "Welcome to bioweb, Grace" in page.text
+    assert page.status_code == 200 and "Confirm your email address" not in page.text
 
 
 @pytest.mark.parametrize(
@@ -114,13 +131,14 @@ def test_sign_up_says_what_is_wrong_with_each_field(client, field, value, messag
     assert users() == []
 
 
-def test_sign_up_with_a_taken_email_says_so_on_the_field(client):
+def test_sign_up_with_a_taken_email_answers_as_for_a_new_one(client, mailbox):
     make_user(email="grace@example.com")
     response = client.post("/signup", data=GOOD)
-    assert response.status_code == 400
-    assert "An account with this email already exists." in response.text
-    assert 'id="email-error"' in response.text
+    assert response.status_code == 303 and response.headers["Location"] == "/signup/check-your-email"
+    assert "An account with this email already exists." not in client.get(response.headers["Location"]).text
     assert len(users()) == 1
+    (note,) = mailbox.to("grace@example.com")
+    assert note["Subject"] == "Someone tried to sign up to bioweb with your address"
 
 
 def test_sign_up_page_does_not_echo_the_password(client):

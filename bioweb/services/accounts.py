@@ -5,18 +5,20 @@ from __future__ import annotations
 import difflib
 import functools
 import zoneinfo
+from datetime import datetime
 
 import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import generate_password_hash
 
-from ..errors import Conflict, InvalidInput
+from ..errors import Conflict, Forbidden, InvalidInput
 from ..extensions import db
-from ..models import Tenant, User
+from ..models import AccountEventKind, Tenant, User, utcnow
 from ..readmodels import AccountView
 from ..security import check_password, hash_password, password_hash_method
-from . import Actor, sessions
+from . import Actor, account_events, sessions
+from .events import Origin
 
 DEFAULT_TENANT = "default"
 MIN_PASSWORD_LENGTH = 12
@@ -90,9 +92,11 @@ def create_user(
     first_name: str = "",
     last_name: str = "",
     tenant_name: str | None = None,
+    confirmed: bool = True,
 ) -> User:
-    """Create an account. Raises InvalidInput for a bad email or password, Conflict for a taken
-    email. Commits."""
+    """Create an account. Its address counts as confirmed (the CLI's and the operator's way)
+    unless `confirmed` is False (the sign-up page's: services.account_mail.sign_up). Raises
+    InvalidInput for a bad email or password, Conflict for a taken email. Commits."""
     problem = email_problem(email)
     if problem:
         raise InvalidInput(f"email: {problem}", {"email": [problem]})
@@ -107,6 +111,7 @@ def create_user(
         first_name=first_name.strip(),
         last_name=last_name.strip(),
         tenant=tenant,
+        email_confirmed_time=utcnow() if confirmed else None,
     )
     db.session.add(user)
     try:
@@ -118,6 +123,28 @@ def create_user(
             {"email": ["An account with this email already exists."]},
         ) from None
     return user
+
+
+NOT_CONFIRMED = (
+    "Confirm your email address before registering devices: open the link we mailed you when "
+    "you signed up, or ask for a new one on the dashboard (log in at /login)."
+)
+
+
+def is_confirmed(actor: Actor) -> bool:
+    """Whether the actor's address is confirmed. One read by primary key (none for a User)."""
+    if isinstance(actor, User):
+        return actor.email_confirmed_time is not None
+    confirmed: datetime | None = db.session.scalar(
+        sa.select(User.email_confirmed_time).where(User.id == actor.id)
+    )
+    return confirmed is not None
+
+
+def require_confirmed(actor: Actor) -> None:
+    """Raises Forbidden unless the actor's address is confirmed (registering devices needs it)."""
+    if not is_confirmed(actor):
+        raise Forbidden(NOT_CONFIRMED)
 
 
 def get_user_by_email(email: str) -> User | None:
@@ -141,7 +168,9 @@ def authenticate(email: str, password: str) -> User | None:
     return user if check_password(user.password_hash, password) else None
 
 
-def change_password(user: User, current_password: str, new_password: str) -> None:
+def change_password(
+    user: User, current_password: str, new_password: str, origin: Origin | None = None
+) -> None:
     """Set a new password and end every dashboard session of the user (the view signs the
     asking browser in again on a fresh session, so a copy of its old cookie dies too). Raises
     WrongPassword for a wrong current password, InvalidInput for an unacceptable new one.
@@ -157,6 +186,7 @@ def change_password(user: User, current_password: str, new_password: str) -> Non
     user.password_hash = hash_password(new_password)
     user.session_version += 1
     sessions.delete_sessions(user.id)
+    account_events.record(user.id, AccountEventKind.PASSWORD_CHANGED, origin)
     db.session.commit()
 
 

@@ -30,7 +30,7 @@ from ..readmodels import (
     SecretView,
 )
 from ..security import SECRET_PREFIX, digest, new_client_id, new_secret
-from . import Actor, Principal, events, grants, tokens
+from . import Actor, Principal, accounts, events, grants, tokens
 from .events import Origin
 
 # The list's sort fields (API names) and the column each sorts by: names, codes and products by
@@ -73,9 +73,10 @@ def _credentials(device: Device, secret: str) -> Credentials:
 def create_device(actor: Actor, new: NewDevice, origin: Origin | None = None) -> Credentials:
     """Register a device for `actor` with fresh client credentials (one secret, in slot 1).
 
-    `new` must already be validated (see forms.DeviceForm). Raises InvalidInput for an unknown
-    code. Commits.
+    `new` must already be validated (see forms.DeviceForm). Raises Forbidden while the actor's
+    email address is unconfirmed, InvalidInput for an unknown code. Commits.
     """
+    accounts.require_confirmed(actor)
     entry = devicecodes.lookup(new.device_code)
     if entry is None:
         raise InvalidInput(f"device_code: unknown Apple model identifier {new.device_code!r}.")

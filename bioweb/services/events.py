@@ -34,6 +34,8 @@ class Origin:
     actor: str = "anonymous"
     ip: str | None = None
     request_id: str | None = None
+    # The browser's User-Agent (the account's events show it); device events do not keep it.
+    user_agent: str | None = None
 
 
 OPERATOR = Origin(actor="operator")

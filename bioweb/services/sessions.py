@@ -17,9 +17,10 @@ import sqlalchemy as sa
 from flask import current_app
 
 from ..extensions import db
-from ..models import User, UserSession, utcnow
+from ..models import AccountEventKind, User, UserSession, utcnow
 from ..security import SESSION_PREFIX, digest, digest_matches, new_secret
-from . import Actor
+from . import Actor, account_events
+from .events import Origin
 
 # last_seen_time is written when it is at least this old, so a busy session costs one write a
 # minute and every other request reads only. Idle expiry is therefore exact to the minute.
@@ -41,11 +42,16 @@ def _live(now: datetime) -> sa.ColumnElement[bool]:
 
 
 def start_session(
-    user: User, user_agent: str, ip: str | None, now: datetime | None = None
+    user: User,
+    user_agent: str,
+    ip: str | None,
+    now: datetime | None = None,
+    origin: Origin | None = None,
 ) -> tuple[int, str]:
-    """Record a sign-in of `user` from a browser (`user_agent`, cut to 200 characters) at `ip`.
-    Returns the session's id and its handle for the cookie; the handle is not kept anywhere
-    else and must not be logged. Commits."""
+    """Record a sign-in of `user` from a browser (`user_agent`, cut to 200 characters) at `ip`;
+    with an `origin`, a signin account event too (a fresh session after a password change
+    or reset is none). Returns the session's id and its handle for the cookie; the handle is
+    not kept anywhere else and must not be logged. Commits."""
     now = now or utcnow()
     key = new_secret(SESSION_PREFIX)
     row = UserSession(
@@ -60,6 +66,8 @@ def start_session(
     db.session.add(row)
     db.session.flush()
     session_id = row.id
+    if origin is not None:
+        account_events.record(user.id, AccountEventKind.SIGNIN, origin)
     db.session.commit()
     return session_id, f"{session_id}:{key}"
 
@@ -121,14 +129,18 @@ def list_sessions(actor: Actor, now: datetime | None = None) -> list[UserSession
     )
 
 
-def end_session(actor: Actor, session_id: int) -> bool:
-    """End one of the actor's sessions (its cookie is signed out at its next request). False when
-    there is no such session of the actor's: already ended, or someone else's. Commits."""
+def end_session(actor: Actor, session_id: int, origin: Origin | None = None) -> bool:
+    """End one of the actor's sessions (its cookie is signed out at its next request), with a
+    signout account event when `origin` is given. False when there is no such session of the
+    actor's: already ended, or someone else's. Commits."""
     result = db.session.execute(
         sa.delete(UserSession).where(UserSession.id == session_id, UserSession.user_id == actor.id)
     )
+    ended = _count(result) > 0
+    if ended and origin is not None:
+        account_events.record(actor.id, AccountEventKind.SIGNOUT, origin)
     db.session.commit()
-    return _count(result) > 0
+    return ended
 
 
 def delete_sessions(user_id: int, keep_session_id: int | None = None) -> int:

@@ -1,18 +1,21 @@
 """The account page: who you are, your time zone (the day, week, month and year of your
 figures, with the browser's own zone proposed by static/js/account.js), and where you are
-logged in, with "log out" for each session and for all but this one."""
+logged in, with "log out" for each session and for all but this one, and what happened to the
+account (its events, newest first, paged by ?before=<id>)."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from itertools import groupby
 
-from flask import Blueprint, flash, redirect, render_template, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from ..errors import InvalidInput
-from ..forms import TimeZoneForm
-from ..services import accounts, sessions
+from ..forms import TimeZoneForm, arg_int
+from ..models import AccountEventKind
+from ..origin import current_origin
+from ..services import account_events, accounts, sessions
 from .auth import current_session_id, end_this_session
 from .helpers import apply_service_error, current_actor, signed_in_only
 
@@ -79,8 +82,27 @@ def _span(duration: timedelta) -> str:
     return f"{minutes} minutes"
 
 
+EVENT_NAMES = {
+    AccountEventKind.SIGNIN: "Logged in",
+    AccountEventKind.SIGNOUT: "Logged out",
+    AccountEventKind.PASSWORD_CHANGED: "Password changed",
+    AccountEventKind.RESET_REQUESTED: "Password reset email asked for",
+    AccountEventKind.RESET_USED: "Password reset by email link",
+    AccountEventKind.EMAIL_CONFIRMED: "Email address confirmed",
+    AccountEventKind.EXPORT_MADE: "Data exported",
+    AccountEventKind.DEVICE_DELETED: "Device deleted",
+    AccountEventKind.ACCOUNT_DELETED: "Account deleted",
+}
+
+
+def event_name(kind: str) -> str:
+    return EVENT_NAMES.get(AccountEventKind(kind), kind) if kind in EVENT_NAMES else kind
+
+
 def _render(form: TimeZoneForm, status: int = 200) -> tuple[str, int]:
     user = current_actor()
+    before = arg_int(request.args, "before", 0, minimum=1) or None
+    events = account_events.list_events(user, before)
     # A re-rendered form keeps what was chosen when it is a zone, else shows the saved one.
     chosen = form.time_zone.data
     selected = chosen if chosen in accounts.time_zones() else user.time_zone
@@ -98,6 +120,9 @@ def _render(form: TimeZoneForm, status: int = 200) -> tuple[str, int]:
         describe_browser=describe_browser,
         idle=_span(sessions.idle_timeout()),
         lifetime=_span(sessions.max_lifetime()),
+        events=events,
+        events_before=before,
+        event_name=event_name,
     ), status
 
 
@@ -131,7 +156,8 @@ def end_session(session_id: int) -> ResponseReturnValue:
         end_this_session()
         flash("You are logged out.", "info")
         return redirect(url_for("pages.index"), code=303)
-    if sessions.end_session(current_actor(), session_id):
+    actor = current_actor()
+    if sessions.end_session(actor, session_id, current_origin(f"user:{actor.id}")):
         flash("That session is logged out. Its browser will have to log in again.", "success")
     else:
         flash("That session had already ended.", "info")

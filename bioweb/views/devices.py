@@ -27,7 +27,7 @@ from ..forms import (
 from ..models import DeviceState, search_key
 from ..origin import current_origin
 from ..readmodels import Credentials, NewDevice, NewSecret
-from ..services import devices, metrics
+from ..services import accounts, devices, metrics
 from ..services.devices import SortOrder
 from ..services.events import Origin
 from .charts import sparkline_url
@@ -140,15 +140,24 @@ def _render_new(form: RegisterDeviceForm, status: int = 200) -> tuple[str, int]:
 
 @bp.get("/new")
 def new() -> tuple[str, int]:
+    if not accounts.is_confirmed(current_actor()):
+        return _confirm_first()
     form = RegisterDeviceForm()
     form.nonce.data = issue_nonce(NEW_PURPOSE)
     return _render_new(form)
+
+
+def _confirm_first() -> tuple[str, int]:
+    """Registering devices waits for the address to be confirmed (services.accounts)."""
+    return render_template("devices/confirm_first.html", message=accounts.NOT_CONFIRMED), 403
 
 
 @bp.post("/new")
 def create() -> ResponseReturnValue:
     """Register a device and show its credentials once. A resubmitted form (reload, back, double
     post) finds its nonce spent and goes to the device it already created. Commits via the service."""
+    if not accounts.is_confirmed(current_actor()):
+        return _confirm_first()
     form = RegisterDeviceForm()
 
     def register() -> tuple[int, Response]:
