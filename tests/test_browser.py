@@ -1,7 +1,8 @@
 """The whole dashboard journey in real headless Chromium against a gunicorn process:
-sign up, register an Apple Watch, use its secret at /token, reload (no secret), re-authorize
-(old secret refused), send samples with the device's token and read them on the device and
-metric pages, disable (the device's token refused). Screenshots of every page, at
+sign up (confirming the address by the mailed link), register an Apple Watch, use its secret
+at /token, reload (no secret), re-authorize (old secret refused), send samples with the
+device's token and read them on the device and metric pages, disable (the device's token
+refused). Screenshots of every page, at
 desktop and phone width, land in tests/screenshots/."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import requests
 from playwright.sync_api import Browser, expect
 
-from tests.helpers import DESKTOP, Journey, token_for
+from tests.helpers import DESKTOP, Journey, Mailbox, mail_link, token_for
 
 
 def send_samples(base: str, device_token: str, device_id: int) -> int:
@@ -72,7 +73,7 @@ def send_samples(base: str, device_token: str, device_id: int) -> int:
     return ids["heartRate"]
 
 
-def test_dashboard_journey(live_server: str, browser: Browser, database_url: str) -> None:
+def test_dashboard_journey(live_server: str, browser: Browser, database_url: str, mailbox: Mailbox) -> None:
     label = "sqlite" if database_url.startswith("sqlite") else "pg"
     context = browser.new_context(viewport=DESKTOP, base_url=live_server)
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server)
@@ -100,6 +101,15 @@ def test_dashboard_journey(live_server: str, browser: Browser, database_url: str
     journey.snap("02-signup-error")
     page.get_by_label("Password").fill("a long and memorable passphrase")
     page.get_by_role("button", name="Create account").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Check your email")
+    # The address is confirmed by the mailed link (tests/test_browser_lifecycle.py looks closer).
+    (message,) = mailbox.wait_for("grace@example.com")
+    page.goto(mail_link(message, "/confirm-email/"))
+    page.get_by_role("button", name="Confirm my address").click()
+    expect(page.locator(".flash").first).to_contain_text("Your email address is confirmed")
+    page.get_by_label("Email address").fill("grace@example.com")
+    page.get_by_label("Password", exact=True).fill("a long and memorable passphrase")
+    page.get_by_role("button", name="Log in").click()
     expect(page).to_have_url(f"{live_server}/devices")
     expect(page.get_by_role("heading", name="No devices yet")).to_be_visible()
     journey.snap("03-devices-empty")
