@@ -31,13 +31,25 @@ class RedirectProblem(ValueError):
     """Why a URI cannot be registered (a sentence for the person registering it)."""
 
 
+def _printable(uri: str) -> bool:
+    """Printable ASCII without spaces or backslashes (a browser reads a backslash as a slash,
+    Python's urlsplit does not)."""
+    return not any(ord(c) <= 32 or ord(c) >= 127 or c == "\\" for c in uri)
+
+
 def _loopback_without_port(uri: str) -> str | None:
-    """`uri` with its port removed, if it is an http loopback URI; else None."""
-    parts = urlsplit(uri)
+    """`uri` with its port removed, if it is an http loopback URI; else None. Its authority
+    must be the host and a port and nothing else (no user name, no port a browser reads
+    otherwise), so that what is compared is what a browser would connect to."""
+    try:
+        parts = urlsplit(uri)
+        port = parts.port
+    except ValueError:
+        return None
     if parts.scheme != "http" or parts.hostname is None:
         return None
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    if host not in LOOPBACK_HOSTS:
+    if host not in LOOPBACK_HOSTS or parts.netloc not in (host, f"{host}:{port}"):
         return None
     return parts._replace(netloc=host).geturl()
 
@@ -49,7 +61,7 @@ def check(uri: str, base_url: str) -> str:
         raise RedirectProblem("A redirect URI cannot be empty.")
     if len(uri) > MAX_LENGTH:
         raise RedirectProblem(f"A redirect URI has at most {MAX_LENGTH} characters.")
-    if any(ord(c) <= 32 or ord(c) >= 127 or c == "\\" for c in uri):
+    if not _printable(uri):
         raise RedirectProblem(
             f"{uri[:100]!r}: a redirect URI is printable ASCII without spaces or backslashes "
             "(percent-encode anything else)."
@@ -109,10 +121,10 @@ def own_landing_page(base_url: str) -> str:
 
 def find_match(registered: list[str], presented: str) -> str | None:
     """The presented URI if it matches a registered one (exactly, or a loopback URI on any
-    port), else None."""
+    port: then it must be a URI that could be registered itself), else None."""
     if presented in registered:
         return presented
-    loopback = _loopback_without_port(presented)
+    loopback = _loopback_without_port(presented) if _printable(presented) else None
     if loopback is not None and "#" not in presented:
         for uri in registered:
             if _loopback_without_port(uri) == loopback:

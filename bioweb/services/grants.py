@@ -233,6 +233,12 @@ def _grant_condition(client: Client) -> sa.ColumnElement[bool]:
     return Grant.application_id == client.application_id
 
 
+def has_grant(user_id: int, client: Client) -> bool:
+    """Whether the person has authorized `client` (and not revoked it since)."""
+    found = db.session.scalar(sa.select(Grant.id).where(Grant.user_id == user_id, _grant_condition(client)))
+    return found is not None
+
+
 def approve(
     user: User,
     client: Client,

@@ -4,9 +4,12 @@ native apps) and /appauth/code, the landing page for clients that cannot receive
 GET /authorize checks the request in the RFC's order: the client and its redirect URI first
 (a problem with either is shown here, on an error page: nothing is ever sent to a URI that is
 not registered), then everything else, whose errors go back to the redirect URI (4.1.2.1) with
-`state` and `iss` (RFC 9207). Then the person signs in if needed and sees the consent screen:
-which device or application asks, who registered it, what it may do in words, and where the
-answer goes. The form posts back here (CSRF-protected); the POST checks the request again from
+`state` and `iss` (RFC 9207), once the person has signed in and only for a client they trust
+(their own, or one they authorized): anyone can register any https redirect URI, so otherwise
+this endpoint would be an open redirector (RFC 9700 4.11.2); others' errors are shown here.
+Then the person signs in if needed and sees the consent screen: which device or application
+asks, who registered it, what it may do in words, and where the answer goes (a device only
+its owner). The form posts back here (CSRF-protected); the POST checks the request again from
 scratch, so nothing the page carried is trusted, then redirects with the code or access_denied.
 """
 
@@ -59,6 +62,7 @@ class RedirectError(Exception):
     def __init__(self, error: str, description: str):
         super().__init__(description)
         self.error, self.description = error, description
+        self.client: grants.Client | None = None
         self.redirect_uri = ""
         self.state: str | None = None
 
@@ -199,9 +203,23 @@ def _parse(values: dict[str, list[str]]) -> AuthorizationRequest:
     try:
         scope, state, challenge = _check_rest(values, client)
     except RedirectError as error:
-        error.redirect_uri, error.state = redirect_uri, _one(values, "state")
+        error.client, error.redirect_uri, error.state = client, redirect_uri, _one(values, "state")
         raise
     return AuthorizationRequest(client, redirect_uri, given, scope, state, challenge)
+
+
+def _to_login(values: dict[str, list[str]]) -> Response:
+    """Sign in first; back here after, with the request's own parameters (a POST's too)."""
+    again = url_for("authorize.authorize", **{n: v[0] for n, v in values.items() if v})
+    return redirect(url_for("auth.login", next=again))
+
+
+def _trusted(client: grants.Client, person_id: int) -> bool:
+    """Whether an error may go to the client's redirect URI without the person choosing to go
+    there (RFC 9700 4.11.2): anyone can register an application with any https redirect URI,
+    so an error redirect is automatic only to the person's own device or application, or to
+    one they have authorized; otherwise it would make this site an open redirector."""
+    return client.owner_id == person_id or grants.has_grant(person_id, client)
 
 
 @bp.route("/authorize", methods=["GET", "POST"])
@@ -213,23 +231,29 @@ def authorize() -> Response | tuple[str, int]:
     except PageError as error:
         return _error_page(error)
     except RedirectError as error:
+        # RFC 9700 4.11.2: the person signs in before any redirect, and only a client they
+        # trust gets its error automatically; others' are shown here.
+        if not current_user.is_authenticated:
+            return _to_login(values)
+        if error.client is None or not _trusted(error.client, current_actor().id):
+            return _error_page(
+                PageError(
+                    "This sign-in link does not work",
+                    f"The app sent a request that cannot be served ({error.error}): {error.description}",
+                )
+            )
         return _redirect_to_client(
             error.redirect_uri, {"error": error.error, "error_description": error.description, "state": error.state}
         )
     if not current_user.is_authenticated:
-        # Back here after signing in, with the request's own parameters (a POST's too).
-        again = url_for("authorize.authorize", **{n: v[0] for n, v in values.items() if v})
-        return redirect(url_for("auth.login", next=again))
+        return _to_login(values)
     person = current_actor()
     state = {"state": wanted.state}
     if wanted.client.is_device and wanted.client.owner_id != person.id:
-        return _redirect_to_client(
-            wanted.redirect_uri,
-            {
-                "error": "access_denied",
-                "error_description": "Only the owner of a device can authorize it.",
-                **state,
-            },
+        # A page, not an access_denied to the device's redirect URIs: they are its owner's, and
+        # someone else's click must not take this person there (RFC 9700 4.11.2).
+        return _error_page(
+            PageError("Only its owner can authorize this device", "Only the owner of a device can authorize it.")
         )
     form = ConsentForm(data={name: _one(values, name) or "" for name in PARAMETERS})
     if request.method == "POST" and form.validate_on_submit():

@@ -1,0 +1,105 @@
+"""The authorization-code flow attacked (issue 13): each test is an attack that must fail.
+Redirect URIs that a browser reads differently from the server, errors as an open redirector,
+codes raced and replayed, tokens of one client or person used against another's.
+tests/test_authorize.py is the flow working; this is the flow holding."""
+
+from __future__ import annotations
+
+import pytest
+
+from bioweb import redirects
+from bioweb.services import applications, devices
+from tests.helpers import (
+    AUTHORIZE_FIELDS,
+    input_value,
+    log_in,
+    make_device,
+    make_user,
+    pkce_pair,
+)
+
+CALLBACK = "http://127.0.0.1/callback"
+
+
+@pytest.fixture
+def native_app(user):
+    """Ada's public application with a loopback redirect URI."""
+    return applications.register(user, "Pulse Diary", CALLBACK, "public").application
+
+
+def authorize(http, **params):
+    return http.get("/authorize", query_string={"response_type": "code", "state": "s1", **params})
+
+
+def is_page(response) -> bool:
+    """An answer shown to the person: no redirect anywhere."""
+    return response.status_code == 400 and "Location" not in response.headers
+
+
+# --- open redirects ------------------------------------------------------------------------------
+
+# Presented for the registered http://127.0.0.1/callback, whose port is free: each must not match.
+NOT_LOOPBACK = [
+    "http://evil.example\\@127.0.0.1/callback",  # a browser reads host evil.example (\ is /)
+    "http://evil.example@127.0.0.1/callback",  # userinfo: refused at registration, so here too
+    "http://127.0.0.1:0x50/callback",  # a port no browser reads
+    "http://127.0.0.1:80:81/callback",
+    "http://127.0.0.1:80/call\nback",  # Python drops the newline, the Location header would not
+    "http://[::1",  # urlsplit raises: a 500 before
+    "http://a\uff0fb@127.0.0.1/callback",
+]
+
+
+def test_loopback_matching_is_host_and_port_only():
+    for presented in NOT_LOOPBACK:
+        assert redirects.find_match([CALLBACK], presented) is None, presented
+    assert redirects.find_match([CALLBACK], "http://127.0.0.1:51234/callback") == "http://127.0.0.1:51234/callback"
+    assert redirects.find_match(["http://[::1]:8/cb"], "http://[::1]:9/cb") == "http://[::1]:9/cb"
+
+
+def test_a_backslash_in_a_loopback_uri_sends_nothing_to_another_host(client, user, native_app):
+    """Before the fix each of these matched (or crashed: 500 for http://[::1 and for a port
+    Werkzeug cannot read when it writes the Location). The backslash one was shown on the
+    consent screen and bound to the code; only Werkzeug's re-encoding of the Location header
+    (evil.example%5C as a user name) kept the code on 127.0.0.1, where a browser reading the
+    raw URI would have gone to evil.example."""
+    evil = NOT_LOOPBACK[0]
+    for signed_in in (False, True):
+        if signed_in:
+            log_in(client)
+        for presented in NOT_LOOPBACK:
+            page = authorize(client, client_id=native_app.client_id, redirect_uri=presented)  # no PKCE: an error
+            assert is_page(page), (presented, page.status_code, page.headers.get("Location"))
+    _, challenge = pkce_pair()
+    page = authorize(
+        client, client_id=native_app.client_id, redirect_uri=evil, code_challenge=challenge, code_challenge_method="S256"
+    )
+    assert is_page(page) and "not registered" in page.text
+
+
+def test_request_errors_never_redirect_before_sign_in_or_to_a_stranger(client, user):
+    """RFC 9700 4.11.2: anyone may register https://evil.example; a broken request for their
+    app sent people there (before sign-in, or signed in as someone who never used the app)."""
+    mallory = make_user("mallory@example.com")
+    evil = applications.register(mallory, "Free Prizes", "https://evil.example/cb", "confidential").application
+    device, _ = make_device(mallory)
+    devices.set_redirect_uris(mallory, device.id, "https://evil.example/d")
+    broken = {"client_id": evil.client_id, "response_type": "token"}
+    to_login = authorize(client, **broken)
+    assert to_login.status_code == 302 and to_login.headers["Location"].startswith("/login?next=")
+    log_in(client)
+    page = authorize(client, **broken)
+    assert is_page(page) and "evil.example" not in page.headers.get("Location", "")
+    # Mallory's device, with her redirect URI: only its owner can authorize it, told on a page.
+    page = authorize(client, client_id=device.client_id, redirect_uri="https://evil.example/d")
+    assert is_page(page) and "owner" in page.text
+    # Deny on a consent screen that named evil.example is the person's choice (RFC 9700 4.11.2).
+    page = authorize(client, client_id=evil.client_id, state="s1")
+    form = {name: input_value(page.text, name) for name in AUTHORIZE_FIELDS}
+    assert "evil.example" in page.text
+    denied = client.post("/authorize", data={**form, "deny": "Deny"})
+    assert denied.status_code == 303 and denied.headers["Location"].startswith("https://evil.example/cb?error=access_denied")
+    # Once the person has authorized an app, its errors go back to it as RFC 6749 4.1.2.1 says.
+    client.post("/authorize", data={**form, "approve": "Allow"})
+    again = authorize(client, **broken)
+    assert again.status_code == 303 and "error=unsupported_response_type" in again.headers["Location"]
