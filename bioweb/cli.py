@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from .errors import AppError
 from .extensions import db
 from .forms import DEFAULT_TOKEN_EXPIRY_DAYS, parse_int
 from .models import MAX_ID
-from .services import accounts, metrics, sessions, simulator, tokens
+from .services import accounts, deletion, metrics, sessions, simulator, tokens
 from .services.events import OPERATOR
 
 users_cli = AppGroup("users", help="Manage user accounts.")
@@ -201,14 +202,18 @@ def purge_tokens(keep_revoked_days: int) -> None:
 )
 @with_appcontext
 def maintenance(budget_seconds: float) -> None:
-    """Finish deleting metrics whose samples a delete request left behind, a bounded batch per
-    transaction, purge expired and long-revoked tokens and ended dashboard sessions (idle too
-    long or past their lifetime). Run it from cron (every few minutes is fine: it does nothing
-    when nothing waits)."""
-    finished, pending = metrics.purge_deleted_metrics(budget_seconds)
+    """Finish deleting devices, accounts and metrics whose rows a delete request left behind,
+    a bounded batch per transaction, purge expired and long-revoked tokens and ended dashboard
+    sessions (idle too long or past their lifetime). Run it from cron (every few minutes is
+    fine: it does nothing when nothing waits)."""
+    started = time.monotonic()
+    done, waiting = deletion.purge_pending(budget_seconds)
+    left = max(0.0, budget_seconds - (time.monotonic() - started))
+    finished, pending = metrics.purge_deleted_metrics(left)
     removed = tokens.purge()
     ended = sessions.purge()
     click.echo(
+        f"Deleted devices and accounts finished: {done}; still pending: {waiting}. "
         f"Deleted metrics finished: {finished}; still pending: {pending}. Purged {removed} tokens"
         f" and {ended} ended sessions."
     )

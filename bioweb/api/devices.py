@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Response, request
+from flask import Response, jsonify, request
 
 from ..bearer import bearer_origin, current_principal, require_token
 from ..errors import InvalidInput
@@ -16,7 +16,7 @@ from ..forms import (
     form_struct,
 )
 from ..readmodels import Credentials, NewDevice, NewSecret
-from ..services import devices
+from ..services import deletion, devices
 from ..services.tokens import DEVICE_SCOPE
 from .core import answer, bind_args, bind_json, bp, no_content
 
@@ -72,11 +72,36 @@ def update_device(device_id: int) -> Response:
     return answer(devices.rename_device(actor, device_id, form.name.data, bearer_origin()))
 
 
+def _purge_requested() -> bool:
+    """?purge=true or ?purge=false (the default); anything else is a 400."""
+    values = request.args.getlist("purge")
+    if not values:
+        return False
+    if len(values) > 1 or values[0] not in ("true", "false"):
+        message = "Must be true (delete the disabled device with its data) or false (disable it)."
+        raise InvalidInput(f"purge: {message}", {"purge": [message]})
+    return values[0] == "true"
+
+
 @bp.delete("/device/<int:device_id>")
 @bp.delete("/devices/<int:device_id>")
 @require_token("devices:write")
 def disable_device(device_id: int) -> Response:
+    """The published disable (204, idempotent). ?purge=true, an extension: delete a disabled
+    device with its metrics, samples and events (409 while it is active): 204 when every row is
+    gone, 202 when `flask maintenance` finishes (the device is gone for every reader either way)."""
     actor = current_principal()
+    if _purge_requested():
+        done = deletion.delete_device(actor, device_id, bearer_origin())
+        if done.finished:
+            return no_content()
+        response = jsonify(
+            status="deleting",
+            description="The device is deleted and its credentials are dead; the last of its data "
+            "is being removed in the background.",
+        )
+        response.status_code = 202
+        return response
     devices.disable_device(actor, device_id, bearer_origin())
     return no_content()
 

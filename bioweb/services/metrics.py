@@ -7,6 +7,7 @@ device's metrics only. Anything else is NotFound, exactly like a metric that doe
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, cast
 
@@ -242,9 +243,13 @@ def delete_metric(actor: Actor, metric_id: int) -> None:
     _purge_metric(metric_id, time.monotonic() + DELETE_BUDGET_SECONDS)
 
 
-def _purge_metric(metric_id: int, deadline: float) -> bool:
+# Told (table name, rows) of each batch, in the batch's own transaction (services.deletion counts them).
+Counter = Callable[[str, int], None]
+
+
+def _purge_metric(metric_id: int, deadline: float, counted: Counter | None = None) -> bool:
     """Delete the samples of a deleted metric, then their rollups, a batch per transaction, then
-    the metric row.
+    the metric row; `counted` is told each batch's rows before its commit.
     Returns True when it finished before `deadline`."""
     batch = (
         sa.select(_samples.c.id)
@@ -258,6 +263,8 @@ def _purge_metric(metric_id: int, deadline: float) -> bool:
                 sa.delete(_samples).where(_samples.c.metric_id == metric_id, _samples.c.id.in_(batch))
             )
         )
+        if counted is not None and removed:
+            counted(_samples.name, removed)
         db.session.commit()
         if removed < DELETE_BATCH:
             break
@@ -265,6 +272,8 @@ def _purge_metric(metric_id: int, deadline: float) -> bool:
             return False
     while True:
         removed = rollups.delete_batch(metric_id, DELETE_BATCH)
+        if counted is not None and removed:
+            counted("rollups", removed)
         db.session.commit()
         if removed < DELETE_BATCH:
             break
@@ -281,6 +290,14 @@ def _purge_metric(metric_id: int, deadline: float) -> bool:
         db.session.rollback()
         return False
     return True
+
+
+def purge_metric(metric_id: int, deadline: float, counted: Counter | None = None) -> bool:
+    """Finish deleting one metric already marked deleted (deleted_time set): its samples and
+    rollups in batches, then its row, until `deadline` (time.monotonic()). True when it is gone.
+    For services.deletion, which deletes devices' and accounts' metrics the same way. Commits
+    per batch."""
+    return _purge_metric(metric_id, deadline, counted)
 
 
 def purge_deleted_metrics(budget_seconds: float = 300.0) -> tuple[int, int]:

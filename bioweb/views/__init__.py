@@ -26,9 +26,9 @@ def init_app(app: Flask) -> None:
     """Register the dashboard blueprints, template helpers, CSRF page and security headers."""
     from .. import headers
     from ..extensions import login_manager
-    from . import account, applications, auth, authorize, devices, metrics, pages, tokens
+    from . import account, applications, auth, authorize, data, devices, metrics, pages, tokens
 
-    for module in (pages, auth, account, authorize, devices, metrics, tokens, applications):
+    for module in (pages, auth, account, authorize, data, devices, metrics, tokens, applications):
         app.register_blueprint(module.bp)
     app.add_template_filter(format_time, "when")
     app.register_error_handler(CSRFError, _csrf_error)
