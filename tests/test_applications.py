@@ -133,6 +133,7 @@ BAD_BODIES = [
     ({"name": "x", "redirect_uris": [CALLBACK], "client_type": "secret"}, "client_type"),
     ({"name": "x", "redirect_uris": [CALLBACK]}, "client_type"),
     ({"name": "x", "redirect_uris": [CALLBACK], "client_type": "public", "homepage_url": "ftp://x"}, "homepage_url"),
+    ({"name": "x", "redirect_uris": [CALLBACK], "client_type": "public", "homepage_url": "https://"}, "homepage_url"),
     ({"name": "x", "redirect_uris": [f"{CALLBACK}{i}" for i in range(11)], "client_type": "public"}, "redirect_uris"),
     ({"name": "x", "redirect_uris": [CALLBACK], "client_type": "public", "secret": "mine"}, "secret"),
 ]  # fmt: skip
