@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from flask import current_app
@@ -52,6 +53,13 @@ def _homepage(url: str) -> str:
         raise _invalid("homepage_url", "Give an http(s) URL of at most 500 characters, or none.")
     if any(ord(c) <= 32 for c in url):
         raise _invalid("homepage_url", "A URL has no spaces or control characters.")
+    if url:
+        try:
+            host = urlsplit(url).hostname
+        except ValueError:  # a malformed [IPv6] host
+            host = None
+        if not host:
+            raise _invalid("homepage_url", "Give the URL with its host, such as https://example.com.")
     return url
 
 
