@@ -43,7 +43,7 @@ from ..forms import (
     TimeZoneForm,
 )
 from ..readmodels import API_MODELS, APPLICATION_MODELS, AccountView, Id, SimulationResult
-from ..services import calculations
+from ..services import calculations, grants
 from ..services.samples import SampleBatch, SampleIn
 from .core import bp, form_schema
 from .examples import add_examples
@@ -352,7 +352,8 @@ RESPONSES: dict[str, Any] = {
     "Unavailable": _api_error("The database is not answering; Retry-After says when to try again."),
 }
 
-BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
+# A PAT or a device's token (bearer), or an app's token from the authorization-code flow (oauth2).
+BEARER: list[dict[str, list[str]]] = [{"bearer": []}, {"oauth2": []}]
 # HTTP Basic, or client_id/client_secret in the form (no scheme).
 CLIENT: list[dict[str, list[str]]] = [{"clientBasic": []}, {}]
 
@@ -987,13 +988,22 @@ def _document_without_examples(base_url: str) -> dict[str, Any]:
                     "operationId": "create_device",
                     "tags": ["devices"],
                     "summary": "Register a device",
-                    "description": "PAT with devices:write. The response is the one time the secret shows.",
+                    "description": "PAT with devices:write. The response is the one time the secret shows. "
+                    "The account's email address must be confirmed (the link mailed at sign-up).",
                     "security": BEARER,
                     "requestBody": {
                         "required": True,
                         "content": {JSON: {"schema": _ref("DeviceCreate")}},
                     },
-                    "responses": {"200": credentials_response, **BODY_ERRORS, **BEARER_ERRORS},
+                    "responses": {
+                        "200": credentials_response,
+                        **BODY_ERRORS,
+                        **BEARER_ERRORS,
+                        "403": _api_error(
+                            'The token lacks the scope (WWW-Authenticate: Bearer error="insufficient_scope"), '
+                            "or the account's email address is not confirmed yet (error forbidden)."
+                        ),
+                    },
                 },
                 "get": {
                     "operationId": "list_devices",
@@ -1162,7 +1172,24 @@ def _document_without_examples(base_url: str) -> dict[str, Any]:
                 "clientBasic": {
                     "type": "http",
                     "scheme": "basic",
-                    "description": "The device's client_id and client_secret (client_secret_basic).",
+                    "description": "The client_id and client_secret of a device or a confidential "
+                    "application (client_secret_basic).",
+                },
+                "oauth2": {
+                    "type": "oauth2",
+                    "description": "Apps acting for a person: the authorization-code flow with PKCE "
+                    "(S256 only; public clients must use it). /authorize is a dashboard page: the person "
+                    "signs in and allows the app; the code goes to a registered redirect URI (a device's "
+                    "is /appauth/code, a page showing it). Codes work once, for 10 minutes; refresh "
+                    "tokens rotate. The scopes are a personal access token's; 'all' asks for all four.",
+                    "flows": {
+                        "authorizationCode": {
+                            "authorizationUrl": f"{base_url}/authorize",
+                            "tokenUrl": f"{base_url}/token",
+                            "refreshUrl": f"{base_url}/token",
+                            "scopes": dict(grants.SCOPE_WORDS),
+                        }
+                    },
                 },
             },
         },
