@@ -23,7 +23,12 @@ For each database backend (SQLite, and PostgreSQL when reachable):
    run), rollups seeded in bulk and checked against the raw samples; over HTTP with the
    owner's PAT, single connection: a year of daily buckets (average, sum) and the metric with
    its figures, against a trivial read (the device, same PAT) as the ceiling; the same
-   service calls in process, profiled, with their SQL and plans (bench/calculations.py).
+   service calls in process, profiled, with their SQL and plans (bench/calculations.py);
+8. export (issue 16): one user's account with 10,000,000 samples (BENCH_EXPORT_SAMPLES) over
+   BENCH_EXPORT_METRICS metrics seeded in bulk, downloaded as its ZIP from a gunicorn worker
+   of its own while that worker's resident memory is sampled: peak VmRSS against the memory
+   budget (RSS_TARGET_MB) and against the same worker's idle RSS measured first
+   (bench/export.py); the ZIP checked (CRCs, the manifest's sample counts).
 
 Prints the tables and writes them, with every raw figure, to bench/out/<timestamp>/.
 Environment (or the matching options): BENCH_BACKENDS, BENCH_DURATION, BENCH_ROUNDS,
@@ -31,7 +36,7 @@ BENCH_THREADS, BENCH_CONNECTIONS, BENCH_SCALE_DEVICES, BENCH_PG_URL, BENCH_PG_DB
 BENCH_USERS, BENCH_DEVICES_PER_USER, BENCH_OUT,
 BENCH_PHASES (throughput,scale,ingest,samples,calculations), BENCH_INGEST_CLIENTS,
 BENCH_INGEST_BATCHES, BENCH_INFLUX, BENCH_SAMPLES_SCALE, BENCH_SAMPLES_METRICS,
-BENCH_INSERT_BATCHES, BENCH_CALC_REQUESTS.
+BENCH_INSERT_BATCHES, BENCH_CALC_REQUESTS, BENCH_EXPORT_SAMPLES, BENCH_EXPORT_METRICS.
 `bench/run.py --report bench/out/<timestamp>/results.json` prints the tables of a saved run.
 """
 
@@ -60,6 +65,7 @@ import sqlalchemy as sa
 from flask import Response
 
 from bench import calculations as bench_calculations
+from bench import export as bench_export
 from bench import loadgen, seed, servers
 from bench import samples as bench_samples
 from bench.loadgen import LoadSpec, WrkResult
@@ -96,7 +102,7 @@ CALC_TARGET_MS = 20.0
 # The phases of a run (--phases): the wrk throughput runs (with memory and the token read
 # before scale), the device scale, the samples ingest (with InfluxDB and memory after it),
 # the samples scale, the calculations.
-PHASES = ("throughput", "scale", "ingest", "samples", "calculations")
+PHASES = ("throughput", "scale", "ingest", "samples", "calculations", "export")
 
 
 def log(message: str) -> None:
@@ -133,6 +139,9 @@ class Options:
     insert_batches: int = 20
     # Calculations (issue 12): requests of each case over HTTP (and calls in process).
     calc_requests: int = 200
+    # Export (issue 16): the samples of the exported account, and its metrics.
+    export_samples: int = 10_000_000
+    export_metrics: int = 10
 
 
 @dataclass
@@ -851,6 +860,32 @@ def run_calculations(
     }
 
 
+def run_export(
+    opts: Options,
+    db: BenchDatabase,
+    engine: sa.Engine,
+    data: seed.LoadData,
+    env: dict[str, str],
+    log_dir: Path,
+    work_dir: Path,
+) -> dict[str, Any]:
+    """One account with `export_samples` samples downloads its export (bench/export.py)."""
+    log(f"export: seeding {opts.export_samples:,} samples over {opts.export_metrics} metrics of one user")
+    offset = 2 * opts.ingest_clients + 3 + opts.samples_metrics
+    account = bench_export.seed_account(
+        engine, db.url, data, len(data.users) - 1, opts.export_samples, opts.export_metrics, offset
+    )
+    log(f"export: seeded {account['samples']:,} in {account['seeded']['seconds']:.0f} s; downloading")
+    measured = bench_export.run(env, log_dir, work_dir, account)
+    log(
+        f"export: {measured['samples']:,} samples, {measured['bytes'] / 1e6:,.0f} MB ZIP in "
+        f"{measured['seconds']:.0f} s ({measured['samples_per_s']:,.0f} samples/s); worker RSS idle "
+        f"{measured['baseline_rss_mb']:.1f} MiB, peak {measured['peak_rss_mb']:.1f} MiB "
+        f"({measured['rss_ratio']:.2f}x); ZIP {measured['checked']}"
+    )
+    return {**measured, "seeded": account["seeded"]}
+
+
 def bench_backend(backend: str, opts: Options, work_dir: Path) -> dict[str, Any] | None:
     """Every phase on one backend. Returns its figures, or None when the backend is unreachable."""
     db = BenchDatabase(backend, opts, work_dir)
@@ -932,6 +967,8 @@ def bench_backend(backend: str, opts: Options, work_dir: Path) -> dict[str, Any]
             result["samples_scale"] = run_samples_scale(opts, db, engine, data, target, ingest)
         if "calculations" in opts.phases and opts.samples_scale:
             result["calculations"] = run_calculations(opts, db, engine, data, target)
+        if "export" in opts.phases and opts.export_samples:
+            result["export"] = run_export(opts, db, engine, data, env, log_dir, work_dir)
         result["seconds"] = time.perf_counter() - started
         return result
     finally:
@@ -1050,6 +1087,7 @@ def report(results: list[dict[str, Any]], opts: Options) -> str:
             )
     lines += samples_report(results)
     lines += calculations_report(results)
+    lines += export_report(results)
     return _without_empty_tables("\n".join(lines))
 
 
@@ -1184,6 +1222,33 @@ def calculations_report(results: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def export_report(results: list[dict[str, Any]]) -> list[str]:
+    """The table of issue 16: the worker's memory while it streams a whole account's export."""
+    exported = [r for r in results if r.get("export")]
+    if not exported:
+        return []
+    lines = [
+        "",
+        "### Export of one account (issue 16; one sync worker, one download; VmRSS sampled every 0.1 s)",
+        "",
+        "| backend | samples | ZIP MB (uncompressed) | seconds | samples/s | idle RSS MiB | peak RSS MiB "
+        "| peak / idle | target | met | ZIP checked |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|---|---|",
+    ]
+    for res in exported:
+        ex = res["export"]
+        checked = ex["checked"]
+        ok = checked["crc_ok"] and checked["counts_match"] and checked["csv_rows"] == ex["samples"]
+        lines.append(
+            f"| {res['backend']} | {ex['samples']:,} over {ex['metrics']} metrics | {ex['bytes'] / 1e6:,.0f} "
+            f"({checked['uncompressed_bytes'] / 1e6:,.0f}) | {ex['seconds']:.0f} | {ex['samples_per_s']:,.0f} | "
+            f"{ex['baseline_rss_mb']:.1f} | {ex['peak_rss_mb']:.1f} | {ex['rss_ratio']:.2f}x | "
+            f"<= {RSS_TARGET_MB:g} MiB | {_ok(ex['peak_rss_mb'] <= RSS_TARGET_MB)} | "
+            f"{'CRCs and counts ok' if ok else '**NO**'} |"
+        )
+    return lines
+
+
 def machine(results: list[dict[str, Any]]) -> dict[str, Any]:
     cpu = next(
         (
@@ -1267,6 +1332,13 @@ def options(argv: list[str] | None) -> Options:
         default=int(env("BENCH_CALC_REQUESTS", "200")),
         help="requests of each calculations case (single connection, after a warm-up)",
     )
+    parser.add_argument(
+        "--export-samples",
+        type=int,
+        default=int(env("BENCH_EXPORT_SAMPLES", "10000000")),
+        help="samples of the account whose export is downloaded (0: skip the phase)",
+    )
+    parser.add_argument("--export-metrics", type=int, default=int(env("BENCH_EXPORT_METRICS", "10")))
     args = parser.parse_args(argv)
     phases = [p.strip() for p in args.phases.split(",") if p.strip()]
     unknown = sorted(set(phases) - set(PHASES))
@@ -1296,6 +1368,8 @@ def options(argv: list[str] | None) -> Options:
         samples_metrics=args.samples_metrics,
         insert_batches=args.insert_batches,
         calc_requests=args.calc_requests,
+        export_samples=args.export_samples,
+        export_metrics=args.export_metrics,
     )
 
 

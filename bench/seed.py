@@ -258,6 +258,8 @@ def seed_load_data(
                     "session_version": 1,
                     "device_count": devices_per_user,
                     "created_time": joined,
+                    # Confirmed, as every account that registers devices must be (issue 16).
+                    "email_confirmed_time": joined,
                 }
             )
             pat = _token(PAT_PREFIX)
@@ -345,6 +347,7 @@ def seed_scale_data(engine: sa.Engine, devices: int = 1_000_000, sample_size: in
                     "session_version": 1,
                     "device_count": devices,
                     "created_time": now,
+                    "email_confirmed_time": now,
                 }
             ],
         )

@@ -1,5 +1,5 @@
 """`make bench` in miniature: every phase of bench/run.py (seed, gunicorn pair, wrk load, memory,
-scale, samples ingest and samples scale) runs in seconds on SQLite and writes its results, so
+scale, samples ingest and samples scale, calculations, export) runs in seconds on SQLite and writes its results, so
 the harness cannot rot unseen. The figures themselves mean nothing at this size."""
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ TINY = [
     "--samples-metrics=10",
     "--insert-batches=2",
     "--calc-requests=5",
+    "--export-samples=20000",
+    "--export-metrics=2",
 ]
 
 
@@ -69,5 +71,9 @@ def test_a_seconds_long_bench_writes_its_results(tmp_path: Path) -> None:
     assert result["ingest"]["http"]["samples"] == 4000 and result["ingest"]["ceiling"]["samples"] == 4000
     assert result["samples_scale"]["seeded"]["samples"] == 20000
     assert result["samples_scale"]["returned"] == 1000
+    export = result["export"]
+    assert export["samples"] == 20000 and export["checked"]["counts_match"] and export["checked"]["crc_ok"]
+    assert export["peak_rss_mb"] >= export["baseline_rss_mb"] > 0
     text = (run_dir / "results.md").read_text()
     assert "### Throughput" in text and "### Samples ingest" in text and "### Samples at scale" in text
+    assert "### Export of one account" in text
