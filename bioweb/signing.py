@@ -100,24 +100,19 @@ class TokenSigner:
         secret_slot: int,
         expires_in: int,
     ) -> str:
-        """A new `bcd_` access token valid for `expires_in` seconds."""
-        now = int(time.time())
-        claims = {
-            "iss": self.issuer,
-            "aud": self.audience,
-            "sub": client_id,  # RFC 9068 2.2: no resource owner in client credentials, so the client
-            "client_id": client_id,
-            "scope": scope,
-            "iat": now,
-            "exp": now + expires_in,
-            "jti": secrets.token_urlsafe(16),
-            "device_id": device_id,
-            "user_id": user_id,
-            "tenant_id": tenant_id,
-            "gen": generation,
-            "cs": secret_slot,
-        }
-        return ACCESS_PREFIX + jwt.encode(self._header, claims, self._signing_key)
+        """A device's own `bcd_` access token, valid for `expires_in` seconds."""
+        # RFC 9068 2.2: no resource owner in client credentials, so the subject is the client.
+        return self._encode(
+            client_id,
+            client_id,
+            scope,
+            expires_in,
+            device_id=device_id,
+            user_id=user_id,
+            tenant_id=tenant_id,
+            gen=generation,
+            cs=secret_slot,
+        )
 
     def sign_for_grant(
         self,
@@ -131,20 +126,31 @@ class TokenSigner:
         expires_in: int,
     ) -> str:
         """A new `bcd_` access token of a grant: `client_id` acting for the person `user_id`."""
+        # RFC 9068 2.2: the subject is the resource owner.
+        return self._encode(
+            str(user_id),
+            client_id,
+            scope,
+            expires_in,
+            user_id=user_id,
+            tenant_id=tenant_id,
+            grant=grant_id,
+            gen=generation,
+        )
+
+    def _encode(self, subject: str, client_id: str, scope: str, expires_in: int, **own: int) -> str:
+        """The RFC 9068 claims (and bioweb's `own`), signed with the signing key, behind the prefix."""
         now = int(time.time())
-        claims = {
+        claims: dict[str, Any] = {
             "iss": self.issuer,
             "aud": self.audience,
-            "sub": str(user_id),  # RFC 9068 2.2: the resource owner
+            "sub": subject,
             "client_id": client_id,
             "scope": scope,
             "iat": now,
             "exp": now + expires_in,
             "jti": secrets.token_urlsafe(16),
-            "user_id": user_id,
-            "tenant_id": tenant_id,
-            "grant": grant_id,
-            "gen": generation,
+            **own,
         }
         return ACCESS_PREFIX + jwt.encode(self._header, claims, self._signing_key)
 

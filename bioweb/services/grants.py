@@ -56,7 +56,7 @@ from ..models import (
 from ..readmodels import IssuedTokens
 from ..security import CODE_PREFIX, REFRESH_PREFIX, digest, new_secret
 from . import Actor, Principal
-from .tokens import ACTIVITY_WRITE_INTERVAL, PAT_SCOPES, signer
+from .tokens import PAT_SCOPES, note_use, signer
 
 # The published system's scope "all" means every scope a person can grant.
 ALL_ALIAS = "all"
@@ -576,16 +576,7 @@ def authenticate(claims: Any) -> Principal | None:
     row = reads.first(_GRANT_BY_ID, {"id": claims.grant_id})
     if row is None or row.generation != claims.generation or row.user_id != claims.user_id:
         return None
-    now = utcnow()
-    stale = now - ACTIVITY_WRITE_INTERVAL
-    if row.last_used_time is None or row.last_used_time < stale:
-        db.session.execute(
-            sa.update(_grants)
-            .where(_grants.c.id == claims.grant_id)
-            .where(sa.or_(_grants.c.last_used_time.is_(None), _grants.c.last_used_time < stale))
-            .values(last_used_time=now)
-        )
-        db.session.commit()
+    note_use(_grants, claims.grant_id, row.last_used_time)
     return Principal(claims.user_id, claims.tenant_id, claims.scope, grant_id=claims.grant_id)
 
 

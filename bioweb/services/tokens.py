@@ -360,18 +360,25 @@ def find_personal_token(plaintext: str) -> PersonalToken | None:
     return PersonalToken(*row) if row is not None else None
 
 
-def record_personal_token_use(token: PersonalToken) -> None:
-    """Note a PAT's use in last_used_time, at most once a minute. Commits only when it writes."""
+def note_use(table: sa.Table, row_id: int, last_used: datetime | None) -> None:
+    """Set the last_used_time of a row of `table` (a PAT, a grant) that a bearer request just
+    used, read as `last_used`: at most once a minute, by a conditional UPDATE, so concurrent
+    requests write it once. Commits only when it writes."""
     now = utcnow()
     stale = now - ACTIVITY_WRITE_INTERVAL
-    if token.last_used_time is None or token.last_used_time < stale:
+    if last_used is None or last_used < stale:
+        column = table.c.last_used_time
         db.session.execute(
-            sa.update(_tokens)
-            .where(_tokens.c.id == token.id)
-            .where(sa.or_(_tokens.c.last_used_time.is_(None), _tokens.c.last_used_time < stale))
+            sa.update(table)
+            .where(table.c.id == row_id, sa.or_(column.is_(None), column < stale))
             .values(last_used_time=now)
         )
         db.session.commit()
+
+
+def record_personal_token_use(token: PersonalToken) -> None:
+    """Note a PAT's use in last_used_time, at most once a minute. Commits only when it writes."""
+    note_use(_tokens, token.id, token.last_used_time)
 
 
 def record_device_activity(device: Any) -> None:
