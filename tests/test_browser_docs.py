@@ -167,9 +167,10 @@ def test_home_page_and_top_bar_link_to_the_reference(live_server: str, browser: 
     page.get_by_role("button", name="Log in").click()
     expect(page).not_to_have_url(f"{live_server}/login")
     # Signed in, at 390 px: the dashboard's four links keep their one row under the brand; the
-    # reference, last, may wrap below them; nothing is wider than the screen.
+    # developers' two (Applications, the reference), last, may wrap below them; nothing is wider
+    # than the screen.
     links = header.locator(".site-nav > a")
-    expect(links).to_have_text(["Figures", "Devices", "API tokens", "Account", "API docs"])
+    expect(links).to_have_text(["Figures", "Devices", "API tokens", "Account", "Applications", "API docs"])
     tops = {round(box["y"]) for box in (links.nth(i).bounding_box() for i in range(4)) if box}
     assert len(tops) == 1, f"the nav's first four links wrap at {PHONE['width']} px: rows at {sorted(tops)}"
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
