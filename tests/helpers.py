@@ -380,7 +380,9 @@ class Mailbox:
         from email.policy import default
 
         with self._lock:
-            self.messages.append((list(envelope.rcpt_tos), message_from_bytes(envelope.content, policy=default)))
+            self.messages.append(
+                (list(envelope.rcpt_tos), message_from_bytes(envelope.content, policy=default))
+            )
         return "250 Message accepted for delivery"
 
     def clear(self) -> None:
