@@ -5,12 +5,17 @@ tests/test_authorize.py is the flow working; this is the flow holding."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from bioweb import redirects
 from bioweb.services import applications, devices
 from tests.helpers import (
     AUTHORIZE_FIELDS,
+    basic,
+    bearer,
+    grant_code,
     input_value,
     log_in,
     make_device,
@@ -103,3 +108,50 @@ def test_request_errors_never_redirect_before_sign_in_or_to_a_stranger(client, u
     client.post("/authorize", data={**form, "approve": "Allow"})
     again = authorize(client, **broken)
     assert again.status_code == 303 and "error=unsupported_response_type" in again.headers["Location"]
+
+
+# --- codes: raced, replayed, and presented by the wrong party -------------------------------------
+
+
+def race(app, count: int, form: dict[str, str], auth: dict[str, str]) -> list[tuple[int, dict]]:
+    """`count` POSTs of `form` to /token let go at once from as many threads, each with its own
+    client, app context, database session and connection: a race in the database, as between
+    gunicorn's workers (checked against a live gunicorn with 2 workers x 4 threads on both
+    databases too; the in-process race costs no server start). The answers, 200 first."""
+    barrier, answers = threading.Barrier(count), []
+
+    def post() -> None:
+        http = app.test_client()
+        barrier.wait()
+        sent = http.post("/token", data=form, headers=auth)
+        answers.append((sent.status_code, sent.get_json()))
+
+    threads = [threading.Thread(target=post) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sorted(answers, key=lambda answer: answer[0])
+
+
+def test_racing_replays_of_a_code_or_refresh_token_win_once_and_revoke_the_winner(app, client, user):
+    """Eight exchanges of one code at once: one gets tokens, seven invalid_grant, and those
+    are replays (RFC 6749 4.1.2), so the tokens given end. Before the fix, a replay that lost
+    the conditional UPDATE (rather than arriving after the commit) revoked nothing: an
+    attacker racing the client with a leaked code kept what it won. The same for a refresh
+    token (rotation: one new pair, and the replay ends the family)."""
+    device, secret = make_device(user)
+    auth = basic(device.client_id, secret)
+    for form in (
+        {"grant_type": "authorization_code", "code": grant_code(user, device.client_id)},
+        {"grant_type": "refresh_token", "refresh_token": client.post(
+            "/token", data={"grant_type": "authorization_code", "code": grant_code(user, device.client_id)}, headers=auth
+        ).get_json()["refresh_token"]},
+    ):  # fmt: skip
+        answers = race(app, 8, form, auth)
+        assert [status for status, _ in answers] == [200] + [400] * 7, answers
+        assert {body["error"] for _, body in answers[1:]} == {"invalid_grant"}
+        won = answers[0][1]
+        assert client.get("/api/v1/devices", headers=bearer(won["access_token"])).status_code == 401
+        again = {"grant_type": "refresh_token", "refresh_token": won["refresh_token"]}
+        assert client.post("/token", data=again, headers=auth).get_json()["error"] == "invalid_grant"

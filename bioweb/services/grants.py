@@ -7,8 +7,9 @@ with the scopes the person approved; approving again widens it.
 
 - An authorization code is stored as a SHA-256 digest, lives CODE_LIFETIME, is spent by a
   conditional UPDATE (of two racing exchanges, one wins), and is bound to its grant's client,
-  the redirect URI and the PKCE challenge. A code presented again after it was spent ends the
-  refresh family issued from it and every access token of its grant (RFC 6749 4.1.2).
+  the redirect URI and the PKCE challenge. A code presented again once spent (the loser of
+  such a race too) ends the refresh family issued from it and every access token of its
+  grant (RFC 6749 4.1.2).
 - Access tokens are signed (bioweb/signing.py) with the grant's id and generation. Revoking
   one, or a refresh family, moves that grant's generation: its access tokens end at their next
   use, and no other grant's do.
@@ -457,8 +458,9 @@ def exchange_code(
         .where(_codes.c.id == row.id, _codes.c.used_time.is_(None))
         .values(used_time=now, family=family)
     )
-    if _count(spent) != 1:  # a concurrent exchange won
+    if _count(spent) != 1:  # a concurrent exchange won (and committed): this one is a replay too
         db.session.rollback()
+        _code_reused(row, now)
         raise GrantProblem("invalid_grant", "The authorization code was already used.")
     issued = _issue(grant, client, row.scope, family, now)
     _cap_families(grant.id, now)
