@@ -3,6 +3,7 @@ JSON API (bound to the parsed body with CSRF off, see api.bind_json)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -54,11 +55,19 @@ class Present:
             raise StopValidation(self.message)
 
 
+# A lone surrogate ("\ud800" in a JSON string) is no character: UTF-8 cannot encode it, so
+# PostgreSQL's driver would fail on it (a 500).
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _strip(value):
-    """Trim surrounding space; refuse NUL characters (no text column stores them)."""
+    """Trim surrounding space; refuse NUL characters and lone surrogates (no text column
+    stores them)."""
     if isinstance(value, str):
         if "\x00" in value:
             raise ValueError("Must not contain NUL characters.")
+        if not value.isascii() and _SURROGATE.search(value):
+            raise ValueError("Must be valid Unicode text: it holds a lone surrogate (such as \\ud800).")
         return value.strip()
     return value
 

@@ -127,6 +127,7 @@ REDIRECT_URIS = [
 BAD_BODIES = [
     ({"name": "", "redirect_uris": [CALLBACK], "client_type": "public"}, "name"),
     ({"name": "x" * 101, "redirect_uris": [CALLBACK], "client_type": "public"}, "name"),
+    ({"name": "a\ud800", "redirect_uris": [CALLBACK], "client_type": "public"}, "name"),  # no 500 on PostgreSQL
     ({"name": "x", "redirect_uris": [], "client_type": "public"}, "redirect_uris"),
     ({"name": "x", "redirect_uris": CALLBACK, "client_type": "public"}, "redirect_uris"),
     ({"name": "x", "redirect_uris": [1], "client_type": "public"}, "redirect_uris"),
