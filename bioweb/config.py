@@ -124,6 +124,10 @@ def load(instance_path: str) -> dict[str, Any]:
         "BIOWEB_RESET_RATELIMIT_PER_ACCOUNT": env("BIOWEB_RESET_RATELIMIT_PER_ACCOUNT", "5/hour"),
         "BIOWEB_RESET_RATELIMIT_PER_IP": env("BIOWEB_RESET_RATELIMIT_PER_IP", "30/hour"),
         "BIOWEB_CONFIRM_RATELIMIT": env("BIOWEB_CONFIRM_RATELIMIT", "5/hour"),
+        # Notes (mail without a link: "someone tried to sign up with your address", "no account
+        # has this address") to one address, whoever asks from wherever: nobody floods a
+        # mailbox through bioweb. Past it the page answers the same and sends nothing.
+        "BIOWEB_MAIL_NOTE_RATELIMIT": env("BIOWEB_MAIL_NOTE_RATELIMIT", "3/hour"),
         # Dashboard sessions (user_sessions rows) end after this long without a request, and
         # at the latest this many days after sign-in.
         "BIOWEB_SESSION_IDLE_MINUTES": int(env("BIOWEB_SESSION_IDLE_MINUTES", str(7 * 24 * 60))),

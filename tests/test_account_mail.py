@@ -409,6 +409,36 @@ def test_reset_requests_are_limited_per_address_and_client_address(database_url,
         assert "Too many password reset emails" in page.text and int(page.headers["Retry-After"]) > 0
 
 
+def test_notes_to_one_address_are_capped_from_any_network(database_url, smtp_server):
+    """Notes without a link can be asked for by anyone: at most BIOWEB_MAIL_NOTE_RATELIMIT go to
+    one address, whatever the client addresses; the pages answer the same past it."""
+    smtp_server.clear()
+    with app_with_database(
+        database_url,
+        BIOWEB_SMTP_URL=smtp_server.url,
+        RATELIMIT_ENABLED=True,
+        RATELIMIT_KEY_PREFIX=f"test-{uuid.uuid4().hex}",
+        BIOWEB_MAIL_NOTE_RATELIMIT="2/hour",
+    ) as app:
+        make_user(email="grace@example.com")
+
+        def post(path: str, data: dict[str, str], address: str) -> tuple[int, str]:
+            client = app.test_client()
+            client.environ_base["REMOTE_ADDR"] = address
+            response = client.post(path, data=data)
+            return response.status_code, response.headers.get("Location", "")
+
+        resets = [post("/forgot-password", {"email": "nobody@example.com"}, f"10.1.0.{n}") for n in range(3)]
+        signups = [post("/signup", GRACE, f"10.2.0.{n}") for n in range(3)]
+        assert resets == [(303, "/forgot-password/check-your-email")] * 3
+        assert signups == [(303, "/signup/check-your-email")] * 3
+        assert len(smtp_server.to("nobody@example.com")) == 2
+        assert len(smtp_server.to("grace@example.com")) == 2
+        # Links are not notes: Grace's reset still arrives.
+        assert post("/forgot-password", {"email": "grace@example.com"}, "10.3.0.1")[0] == 303
+        assert smtp_server.to("grace@example.com")[-1]["Subject"] == "Reset your bioweb password"
+
+
 def test_no_token_reaches_a_log_line(app, mailbox, caplog):
     caplog.set_level(logging.DEBUG)
     make_user()

@@ -18,6 +18,7 @@ Mail goes out after the transaction has committed; a failure raises mail.MailErr
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -132,11 +133,22 @@ def confirmation_token(user: User, issued_at: int | None = None) -> str:
     return _sign(CONFIRM_SALT, [user.id, _fingerprint(user.email)], issued_at)
 
 
-def sign_up(email: str, password: str, first_name: str, last_name: str) -> None:
+def _any_note(address: str) -> bool:
+    return True
+
+
+def sign_up(
+    email: str,
+    password: str,
+    first_name: str,
+    last_name: str,
+    note_allowed: Callable[[str], bool] = _any_note,
+) -> None:
     """Sign up from the page: a new, unconfirmed account and a confirmation link mailed to it.
     When the address has an account already, that account gets a note instead ("someone tried
-    to sign up with your address") and nothing else changes: the caller answers the same
-    either way. Raises InvalidInput (bad email or password), mail.MailError. Commits."""
+    to sign up with your address", when `note_allowed(address)`: the caller's cap on notes to
+    one address) and nothing else changes: the caller answers the same either way. Raises
+    InvalidInput (bad email or password), mail.MailError. Commits."""
     existing = accounts.get_user_by_email(email)
     if existing is None:
         try:
@@ -152,6 +164,8 @@ def sign_up(email: str, password: str, first_name: str, last_name: str) -> None:
     if problem:  # the same answer as for a fresh address
         raise InvalidInput(f"password: {problem}", {"password": [problem]})
     hash_password(password)  # the cost a new account pays, so the answers take as long
+    if not note_allowed(existing.email):
+        return
     _send(
         existing.email,
         "Someone tried to sign up to bioweb with your address",
@@ -226,15 +240,17 @@ def reset_token(user: User, issued_at: int | None = None) -> str:
 _NOBODY = [0, "-"]
 
 
-def request_reset(email: str, origin: Origin | None) -> None:
+def request_reset(email: str, origin: Origin | None, note_allowed: Callable[[str], bool] = _any_note) -> None:
     """Mail a password reset link to the account with address `email`; to an address without
-    an account, a note saying so (the person may have signed up with another address). The
-    caller answers the same either way. `email` must be a valid address (forms). Raises
-    mail.MailError. Commits (the account's reset.requested event)."""
+    an account, a note saying so (the person may have signed up with another address), when
+    `note_allowed(address)`. The caller answers the same either way. `email` must be a valid
+    address (forms). Raises mail.MailError. Commits (the account's reset.requested event)."""
     user = accounts.get_user_by_email(email)
     max_age = current_app.config["BIOWEB_RESET_LINK_MAX_AGE"]
     if user is None:
         _sign(RESET_SALT, _NOBODY)
+        if not note_allowed(accounts.normalize_email(email)):
+            return
         _send(
             accounts.normalize_email(email),
             "Password reset for bioweb",

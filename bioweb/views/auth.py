@@ -4,6 +4,7 @@ password, reset a forgotten one by a mailed link."""
 from __future__ import annotations
 
 import hashlib
+import logging
 
 from flask import (
     Blueprint,
@@ -19,6 +20,7 @@ from flask import (
 )
 from flask.blueprints import BlueprintSetupState
 from flask_login import current_user, login_required, login_user, logout_user
+from limits import parse_many
 from werkzeug.wrappers import Response
 
 from ..errors import Conflict, InvalidInput
@@ -33,6 +35,7 @@ from ..services.account_mail import LinkProblem
 from .helpers import apply_service_error, form_status, safe_next
 
 bp = Blueprint("auth", __name__)
+log = logging.getLogger(__name__)
 
 
 @bp.record_once
@@ -101,6 +104,25 @@ def _after_login_url() -> str:
     return safe_next(request.args.get("next")) or url_for("devices.index")
 
 
+def _note_allowed(address: str) -> bool:
+    """Whether one more note may go to `address`: mail without a link ("someone tried to sign up
+    with your address", "no account has this address"), which anyone can make bioweb send. At
+    most BIOWEB_MAIL_NOTE_RATELIMIT per address, from any number of networks, counted in the
+    limiter's storage (by the address's digest). Per address alone is safe here: a withheld
+    note changes no answer and keeps nobody from signing in, resetting or confirming."""
+    if not current_app.config.get("RATELIMIT_ENABLED", True):
+        return True
+    key = hashlib.sha256(address.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    prefix = current_app.config.get("RATELIMIT_KEY_PREFIX", "")
+    allowed = all(
+        limiter.limiter.hit(item, prefix, "mail-note", key)
+        for item in parse_many(current_app.config["BIOWEB_MAIL_NOTE_RATELIMIT"])
+    )
+    if not allowed:
+        log.info("a note to %s is withheld: BIOWEB_MAIL_NOTE_RATELIMIT reached", address)
+    return allowed
+
+
 _MAIL_FAILED = (
     "We could not send you an email just now, so this is not finished. Nothing is lost: "
     "try again in a few minutes."
@@ -119,7 +141,11 @@ def signup() -> str | Response:
     if form.validate_on_submit():
         try:
             account_mail.sign_up(
-                form.email.data, form.password.data, form.first_name.data, form.last_name.data
+                form.email.data,
+                form.password.data,
+                form.first_name.data,
+                form.last_name.data,
+                note_allowed=_note_allowed,
             )
         except (InvalidInput, Conflict) as error:
             apply_service_error(form, error)
@@ -242,7 +268,7 @@ def forgot_password() -> str | Response | tuple[str, int]:
     form = ForgotPasswordForm()
     if form.validate_on_submit():
         try:
-            account_mail.request_reset(form.email.data, current_origin("anonymous"))
+            account_mail.request_reset(form.email.data, current_origin("anonymous"), _note_allowed)
         except MailError:
             form.form_errors.append(_MAIL_FAILED)
             return render_template("auth/forgot_password.html", form=form), 503
