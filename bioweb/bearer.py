@@ -74,6 +74,10 @@ def authenticate(authorization: str | None) -> Principal | Response:
             or device.state != DeviceState.ACTIVE
             or device.credential_generation != claims.generation
             or device.user_id != claims.user_id
+            # Deleted rows free their ids, and SQLite hands out the highest one again: a device
+            # registered after a deletion can carry an old device's id (and generation 1), never
+            # its random client id.
+            or device.client_id != claims.client_id
             or claims.secret_slot is None
             or not token_service.secret_is_live(device, claims.secret_slot)
         ):

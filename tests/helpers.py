@@ -8,7 +8,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,7 +21,7 @@ from flask.testing import FlaskClient
 from bench import servers
 from bioweb import create_app
 from bioweb.extensions import db
-from bioweb.models import Device, User
+from bioweb.models import Device, User, is_sample_partition
 from bioweb.readmodels import NewDevice
 from bioweb.services import accounts, devices, tokens
 
@@ -478,3 +478,56 @@ def grant_code(user: User, client_id: str, scope: str = "all", challenge: str | 
     client = grants.find_client(client_id)
     assert client is not None
     return grants.approve(user, client, grants.parse_scope(scope), client.redirect_uris[0], False, challenge)
+
+
+def assert_nothing_left(
+    user_ids: list[int], device_ids: list[int], metric_ids: list[int], application_ids: Sequence[int] = ()
+) -> None:
+    """No row of any table points at these users, devices, metrics or applications (every table of
+    the models with such a column; PostgreSQL's sample partitions each on their own too)."""
+    owned = {
+        "user_id": user_ids,
+        "device_id": device_ids,
+        "metric_id": metric_ids,
+        "application_id": list(application_ids),
+    }
+    checked = 0
+    with db.engine.connect() as conn:
+        for table in db.metadata.sorted_tables:
+            for column, ids in owned.items():
+                if column in table.c and ids:
+                    left = conn.execute(
+                        sa.select(sa.func.count()).select_from(table).where(table.c[column].in_(ids))
+                    ).scalar()
+                    assert left == 0, f"{table.name}.{column}: {left} rows left"
+                    checked += 1
+            if table.name == "users" and user_ids:
+                assert (
+                    conn.execute(
+                        sa.select(sa.func.count()).select_from(table).where(table.c.id.in_(user_ids))
+                    ).scalar()
+                    == 0
+                )
+            if table.name == "devices" and device_ids:
+                assert (
+                    conn.execute(
+                        sa.select(sa.func.count()).select_from(table).where(table.c.id.in_(device_ids))
+                    ).scalar()
+                    == 0
+                )
+            if table.name == "metrics" and metric_ids:
+                assert (
+                    conn.execute(
+                        sa.select(sa.func.count()).select_from(table).where(table.c.id.in_(metric_ids))
+                    ).scalar()
+                    == 0
+                )
+        if conn.dialect.name == "postgresql" and metric_ids:
+            partitions = [name for name in sa.inspect(conn).get_table_names() if is_sample_partition(name)]
+            assert len(partitions) == 48
+            for name in partitions:
+                left = conn.execute(
+                    sa.text(f"SELECT count(*) FROM {name} WHERE metric_id = ANY(:ids)"), {"ids": metric_ids}
+                ).scalar()
+                assert left == 0, name
+    assert checked >= 3

@@ -29,18 +29,26 @@ from bioweb.models import (
     TokenKind,
     User,
     UserSession,
-    is_sample_partition,
     utcnow,
 )
 from bioweb.models import Grant as GrantRow
 from bioweb.security import digest
 from bioweb.services import accounts, deletion
 from bioweb.services import export as export_service
-from tests.helpers import PASSWORD, assert_error, basic, bearer, log_in, make_device, make_pat, make_user
+from tests.helpers import (
+    PASSWORD,
+    assert_error,
+    assert_nothing_left,
+    basic,
+    bearer,
+    log_in,
+    make_device,
+    make_pat,
+    make_user,
+)
 
 T0 = datetime(2022, 1, 12, 6, 0, tzinfo=UTC)
 FIELDS = list(export_service.SAMPLE_FIELDS)
-OWNER_COLUMNS = ("user_id", "device_id", "metric_id", "application_id")
 
 
 def iso(moment: datetime) -> str:
@@ -297,59 +305,6 @@ def test_the_dashboard_deletes_a_disabled_device_once_its_name_is_typed(app, cli
 # --- deleting an account -----------------------------------------------------------------------------
 
 
-def assert_nothing_left(
-    user_ids: list[int], device_ids: list[int], metric_ids: list[int], application_ids: list[int] = ()
-) -> None:
-    """No row of any table points at these users, devices, metrics or applications (every table of
-    the models with such a column; PostgreSQL's sample partitions each on their own too)."""
-    owned = {
-        "user_id": user_ids,
-        "device_id": device_ids,
-        "metric_id": metric_ids,
-        "application_id": list(application_ids),
-    }
-    checked = 0
-    with db.engine.connect() as conn:
-        for table in db.metadata.sorted_tables:
-            for column, ids in owned.items():
-                if column in table.c and ids:
-                    left = conn.execute(
-                        sa.select(sa.func.count()).select_from(table).where(table.c[column].in_(ids))
-                    ).scalar()
-                    assert left == 0, f"{table.name}.{column}: {left} rows left"
-                    checked += 1
-            if table.name == "users" and user_ids:
-                assert (
-                    conn.execute(
-                        sa.select(sa.func.count()).select_from(table).where(table.c.id.in_(user_ids))
-                    ).scalar()
-                    == 0
-                )
-            if table.name == "devices" and device_ids:
-                assert (
-                    conn.execute(
-                        sa.select(sa.func.count()).select_from(table).where(table.c.id.in_(device_ids))
-                    ).scalar()
-                    == 0
-                )
-            if table.name == "metrics" and metric_ids:
-                assert (
-                    conn.execute(
-                        sa.select(sa.func.count()).select_from(table).where(table.c.id.in_(metric_ids))
-                    ).scalar()
-                    == 0
-                )
-        if conn.dialect.name == "postgresql" and metric_ids:
-            partitions = [name for name in sa.inspect(conn).get_table_names() if is_sample_partition(name)]
-            assert len(partitions) == 48
-            for name in partitions:
-                left = conn.execute(
-                    sa.text(f"SELECT count(*) FROM {name} WHERE metric_id = ANY(:ids)"), {"ids": metric_ids}
-                ).scalar()
-                assert left == 0, name
-    assert checked >= 3
-
-
 def _apps_and_grants(ada: User, bob: User, ada_device: Device) -> int:
     """Ada registered an app that Bob authorized (a grant, a code, a refresh token of his);
     Ada authorized her own device. Returns the app's id."""
@@ -429,7 +384,7 @@ def test_deleting_the_account_leaves_nothing_of_it(app, client, user, pat, runne
             == 0
         )
     again = accounts.create_user("Ada@Example.com", PASSWORD)
-    assert again.id != user_id
+    assert again.email == "ada@example.com"
 
     result = runner.invoke(args=["maintenance"])
     assert (
@@ -466,3 +421,19 @@ def test_a_small_account_is_deleted_within_the_request(app, client, user, pat):
     assert_nothing_left([user_id], [device_id], [metric_id])
     assert db.session.scalar(sa.select(DeletionRecord.finished_time)) is not None
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Metric)) == 0
+
+
+def test_a_device_registered_after_a_deletion_refuses_the_old_devices_tokens(app, client, user, pat):
+    """SQLite gives the highest id again once its row is gone: the new device may carry the deleted
+    one's id, user and generation, but not its client id, which the token names."""
+    device, secret = make_device(user)
+    old_token = device_token(client, device, secret).get_json()["access_token"]
+    device_id = device.id
+    client.delete(f"/api/v1/device/{device_id}", headers=bearer(pat))
+    assert client.delete(f"/api/v1/device/{device_id}?purge=true", headers=bearer(pat)).status_code == 204
+    db.session.expire_all()
+    new, _ = make_device(user)
+    if new.id == device_id:
+        with db.engine.begin() as conn:  # as the old token was minted: generation 1, slot 1
+            conn.execute(sa.update(Device).where(Device.id == device_id).values(credential_generation=1))
+    assert_error(client.get(f"/api/v1/device/{new.id}", headers=bearer(old_token)), 401)
