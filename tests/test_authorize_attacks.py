@@ -155,3 +155,18 @@ def test_racing_replays_of_a_code_or_refresh_token_win_once_and_revoke_the_winne
         assert client.get("/api/v1/devices", headers=bearer(won["access_token"])).status_code == 401
         again = {"grant_type": "refresh_token", "refresh_token": won["refresh_token"]}
         assert client.post("/token", data=again, headers=auth).get_json()["error"] == "invalid_grant"
+
+
+def test_a_spent_code_without_its_verifier_revokes_nothing(client, user, native_app):
+    """A public client authenticates with its client_id alone, so whoever saw a spent code (in
+    a browser's history, on a shared screen) could replay it with that id and end the
+    person's sign-in. The code's PKCE verifier is the proof that it is the client's replay."""
+    verifier, challenge = pkce_pair()
+    code = grant_code(user, native_app.client_id, challenge=challenge)
+    form = {"grant_type": "authorization_code", "code": code, "client_id": native_app.client_id}
+    tokens = client.post("/token", data={**form, "code_verifier": verifier}).get_json()
+    for replay in ({}, {"code_verifier": pkce_pair()[0]}, {"code_verifier": "x"}):
+        assert client.post("/token", data={**form, **replay}).status_code == 400
+        assert client.get("/api/v1/devices", headers=bearer(tokens["access_token"])).status_code == 200
+    assert client.post("/token", data={**form, "code_verifier": verifier}).get_json()["error"] == "invalid_grant"
+    assert client.get("/api/v1/devices", headers=bearer(tokens["access_token"])).status_code == 401

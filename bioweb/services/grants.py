@@ -8,7 +8,7 @@ with the scopes the person approved; approving again widens it.
 - An authorization code is stored as a SHA-256 digest, lives CODE_LIFETIME, is spent by a
   conditional UPDATE (of two racing exchanges, one wins), and is bound to its grant's client,
   the redirect URI and the PKCE challenge. A code presented again once spent (the loser of
-  such a race too) ends the refresh family issued from it and every access token of its
+  such a race too; with its PKCE verifier, if it has a challenge) ends the refresh family issued from it and every access token of its
   grant (RFC 6749 4.1.2).
 - Access tokens are signed (bioweb/signing.py) with the grant's id and generation. Revoking
   one, or a refresh family, moves that grant's generation: its access tokens end at their next
@@ -417,14 +417,6 @@ def exchange_code(
     if (grant.device_id, grant.application_id) != (client.device_id, client.application_id):
         raise GrantProblem("invalid_grant", "The authorization code was issued to another client.")
     now = utcnow()
-    if row.used_time is not None:
-        _code_reused(row, now)
-        raise GrantProblem(
-            "invalid_grant",
-            "The authorization code was already used; the tokens issued for it are revoked (RFC 6749 4.1.2).",
-        )
-    if row.expires_time <= now:
-        raise GrantProblem("invalid_grant", "The authorization code has expired; start the sign-in again.")
     if redirect_uri is None and row.redirect_uri_given:
         raise GrantProblem(
             "invalid_request",
@@ -452,6 +444,17 @@ def exchange_code(
             "invalid_grant",
             "This code was requested without a code_challenge, so it takes no code_verifier.",
         )
+    # A replay ends what the code gave only once it proved itself the client's (with PKCE, its
+    # verifier): a public client is named by its client_id alone, and whoever saw a spent code
+    # must not be able to end the person's sign-in with it.
+    if row.used_time is not None:
+        _code_reused(row, now)
+        raise GrantProblem(
+            "invalid_grant",
+            "The authorization code was already used; the tokens issued for it are revoked (RFC 6749 4.1.2).",
+        )
+    if row.expires_time <= now:
+        raise GrantProblem("invalid_grant", "The authorization code has expired; start the sign-in again.")
     family = uuid.uuid4().hex
     spent = db.session.execute(
         sa.update(_codes)
