@@ -273,6 +273,34 @@ def test_real_responses_match_the_document(app, spec):
     check(client.post(authorize, json={"device_id": new_id}, headers=auth), authorize, "post")
     check(client.delete(f"/api/v1/devices/{new_id}", headers=auth), "/api/v1/devices/{device_id}", "delete")
     check(client.delete(f"/api/v1/device/{new_id}", headers=auth), "/api/v1/device/{device_id}", "delete")
+    # Export and purge (issue 16).
+    exported = client.get("/api/v1/account/export", headers=auth)
+    check(exported, "/api/v1/account/export", "get")
+    assert exported.data.startswith(b"PK")
+    check(client.get("/api/v1/account/export", headers=bearer(read_only)), "/api/v1/account/export", "get")
+    purge = "/api/v1/device/{device_id}"
+    check(client.delete(f"/api/v1/device/{device_id}?purge=true", headers=auth), purge, "delete")  # 409
+    check(client.delete(f"/api/v1/device/{new_id}?purge=yes", headers=auth), purge, "delete")  # 400
+    doomed = check(
+        client.post(
+            "/api/v1/devices", json={"manufacturer": "Apple", "device_code": "iPhone1,1"}, headers=auth
+        ),
+        "/api/v1/devices",
+        "post",
+    )
+    metric = {"device_id": doomed["id"], "sample_type": "heartRate", "quantity_type": "count/min"}
+    assert client.post("/api/v1/metrics", json=metric, headers=auth).status_code == 201
+    client.delete(f"/api/v1/device/{doomed['id']}", headers=auth)
+    from bioweb.services import deletion
+
+    budget = deletion.DELETE_BUDGET_SECONDS
+    deletion.DELETE_BUDGET_SECONDS = -1.0
+    try:
+        check(
+            client.delete(f"/api/v1/device/{doomed['id']}?purge=true", headers=auth), purge, "delete"
+        )  # 202
+    finally:
+        deletion.DELETE_BUDGET_SECONDS = budget
 
     # Names, and two client secrets (rotation without downtime): successes and errors.
     for template in ("/api/v1/device/{device_id}", "/api/v1/devices/{device_id}"):
@@ -631,7 +659,7 @@ def test_real_responses_match_the_document(app, spec):
     check(client.delete(url, headers=auth), one, "delete")  # 404
 
     statuses = {status for _, _, status in check.seen}
-    assert {"200", "201", "204", "400", "401", "403", "404", "405", "409", "413", "415"} <= statuses
+    assert {"200", "201", "202", "204", "400", "401", "403", "404", "405", "409", "413", "415"} <= statuses
     operations = {(t, m) for t, m, _ in check.seen}
     documented = {(p, m) for p, item in spec["paths"].items() for m in item if m != "parameters"}
     assert documented <= operations, f"operations never exercised: {documented - operations}"

@@ -393,16 +393,54 @@ def _device_by_id(alias: bool) -> dict[str, Any]:
         "delete": {
             "operationId": "disable_device_alias" if alias else "disable_device",
             "tags": ["devices"],
-            "summary": "Disable a device" + suffix,
-            "description": "Idempotent. Its credentials and every token it holds stop working at once.",
+            "summary": "Disable a device, or delete a disabled one with its data" + suffix,
+            "description": "PAT with devices:write. Without `purge` (or `purge=false`): the published "
+            "disable, idempotent: its credentials and every token it holds stop working at once. "
+            "`purge=true`, an extension: a disabled device is deleted with its metrics, samples and "
+            "events, and every token, grant and authorization code of it ends at once; it is gone "
+            "for every reader from then on (404). 204 when every row went within the request, 202 "
+            "when `flask maintenance` removes the rest; 409 while the device is active (disable it "
+            "first).",
             "security": BEARER,
+            "parameters": [PURGE_QUERY],
             "responses": {
-                "204": {"description": "Disabled."},
+                "204": {"description": "Disabled (or, with purge=true, deleted with all its data)."},
+                "202": PURGE_PENDING,
+                "400": {"$ref": "#/components/responses/BadRequest"},
                 "404": {"$ref": "#/components/responses/NotFound"},
+                "409": _api_error("purge=true on an active device: disable it first."),
                 **BEARER_ERRORS,
             },
         },
     }
+
+
+PURGE_QUERY = {
+    "name": "purge",
+    "in": "query",
+    "required": False,
+    "description": "true: delete the (disabled) device with its data; false (the default): disable it.",
+    "schema": {"type": "string", "enum": ["true", "false"], "default": "false"},
+}
+PURGE_PENDING = {
+    "description": "Deleted and cut off; the last of its data is removed in the background.",
+    "content": {
+        JSON: {
+            "schema": {
+                "type": "object",
+                "required": ["status", "description"],
+                "properties": {"status": {"const": "deleting"}, "description": {"type": "string"}},
+                "additionalProperties": False,
+            },
+            "example": {
+                "status": "deleting",
+                "description": "The device is deleted and its credentials are dead; the last of its "
+                "data is being removed in the background.",
+            },
+        }
+    },
+}
+ZIP = "application/zip"
 
 
 SLOT_PATH = {
@@ -776,6 +814,35 @@ def account_paths() -> dict[str, Any]:
                 "responses": {
                     "200": _json(_ref("AccountView"), "The account."),
                     **BODY_ERRORS,
+                    **BEARER_ERRORS,
+                },
+            },
+        },
+        "/api/v1/account/export": {
+            "get": {
+                "operationId": "export_account",
+                "tags": ["account"],
+                "summary": "Everything of your account, as one ZIP",
+                "description": "A token with both devices:read and samples:read (either alone: 403). "
+                "A ZIP streamed as it is made: README.txt, account.json, devices.json, metrics.json, "
+                "samples/<metric id>.csv (the fields of GET /api/v1/quantity-samples as columns, "
+                "values as it writes them) and .ndjson, events.ndjson, account_events.ndjson, "
+                "grants.json, applications.json, source_priorities.json, "
+                "personal_access_tokens.json, sessions.json, manifest.json. No secret, token digest "
+                "or session key. Content-Disposition: attachment; filename=bioweb-export-<date>.zip; "
+                "Cache-Control: no-store. 10 an hour per person (429).",
+                "security": BEARER,
+                "responses": {
+                    "200": {
+                        "description": "The ZIP archive.",
+                        "content": {
+                            ZIP: {
+                                "schema": {"description": "A ZIP archive (binary)."},
+                                "example": "(binary ZIP)",
+                            }
+                        },
+                    },
+                    "429": {"$ref": "#/components/responses/TooManyRequests"},
                     **BEARER_ERRORS,
                 },
             },
