@@ -8,8 +8,11 @@ from __future__ import annotations
 import threading
 
 import pytest
+import sqlalchemy as sa
 
 from bioweb import redirects
+from bioweb.extensions import db
+from bioweb.models import AuthorizationCode
 from bioweb.services import applications, devices
 from tests.helpers import (
     AUTHORIZE_FIELDS,
@@ -170,3 +173,78 @@ def test_a_spent_code_without_its_verifier_revokes_nothing(client, user, native_
         assert client.get("/api/v1/devices", headers=bearer(tokens["access_token"])).status_code == 200
     assert client.post("/token", data={**form, "code_verifier": verifier}).get_json()["error"] == "invalid_grant"
     assert client.get("/api/v1/devices", headers=bearer(tokens["access_token"])).status_code == 401
+
+
+# --- one client, person or grant against another's -------------------------------------------------
+
+
+def test_another_client_can_neither_use_revoke_nor_read_a_clients_tokens(client, user, native_app):
+    """Mallory's confidential app holds Ada's tokens and codes for Ada's app (Coach): refresh,
+    exchange, revocation and introspection with Mallory's credentials change and tell nothing;
+    Bob's token for Coach reads none of Ada's devices; Mallory's dashboard finds no Coach."""
+    uri = "https://coach.example/cb"
+    coach = applications.register(user, "Coach", uri, "confidential")
+    mallory = make_user("mallory@example.com")
+    evil = applications.register(mallory, "Evil", "https://evil.example/cb", "confidential")
+    ada_device, _ = make_device(user)
+    coach_auth = basic(coach.application.client_id, coach.client_secret)
+    evil_auth = basic(evil.application.client_id, evil.client_secret)
+    code = grant_code(user, coach.application.client_id)
+    tokens = client.post("/token", data={"grant_type": "authorization_code", "code": code}, headers=coach_auth).get_json()
+    for token in (tokens["access_token"], tokens["refresh_token"]):
+        revoked = client.post("/token/revoke", data={"token": token}, headers=evil_auth)
+        assert revoked.status_code == 200 and revoked.get_json() == {}
+        read = client.post("/token/introspect", data={"token": token}, headers=evil_auth)
+        assert read.get_json() == {"active": False}
+    assert client.post("/token/introspect", data={"token": tokens["access_token"]}, headers=coach_auth).get_json()["active"]
+    refresh = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+    assert client.post("/token", data=refresh, headers=evil_auth).get_json()["error"] == "invalid_grant"
+    fresh = {"grant_type": "authorization_code", "code": grant_code(user, coach.application.client_id)}
+    assert client.post("/token", data=fresh, headers=evil_auth).get_json()["error"] == "invalid_grant"
+    public = {**fresh, "client_id": native_app.client_id, "code_verifier": pkce_pair()[0]}
+    assert client.post("/token", data=public).get_json()["error"] == "invalid_grant"
+    assert client.post("/token", data=fresh, headers=coach_auth).status_code == 200  # unspent by all that
+    assert client.get("/api/v1/devices", headers=bearer(tokens["access_token"])).status_code == 200
+    assert client.post("/token", data=refresh, headers=coach_auth).status_code == 200
+    bob = make_user("bob@example.com")
+    bobs = client.post("/token", data={"grant_type": "authorization_code", "code": grant_code(bob, coach.application.client_id)}, headers=coach_auth).get_json()  # fmt: skip
+    assert client.get(f"/api/v1/devices/{ada_device.id}", headers=bearer(bobs["access_token"])).status_code == 404
+    assert client.get("/api/v1/devices", headers=bearer(bobs["access_token"])).get_json()["count"] == 0
+    log_in(client, "mallory@example.com")
+    app_id = coach.application.id
+    assert client.get(f"/applications/{app_id}").status_code == 404
+    assert client.post(f"/applications/{app_id}/secret").status_code == 404
+    live = client.post("/token/introspect", data={"token": bobs["access_token"]}, headers=coach_auth)
+    assert live.get_json()["active"]  # the secret was not rotated: its grants stand
+
+
+# --- consent: only what the person saw, only by the person ------------------------------------------
+
+
+def test_the_consent_post_checks_everything_again_and_the_page_cannot_be_framed(client, user):
+    """The consent form's hidden fields, changed before the post (scope, redirect URI, client,
+    PKCE method), get what the same GET would: an error, and no code. The page refuses frames."""
+    uri = "https://coach.example/cb"
+    coach = applications.register(user, "Coach", uri, "confidential").application
+    mallory = make_user("mallory@example.com")
+    theirs, _ = make_device(mallory)
+    log_in(client)
+    page = authorize(client, client_id=coach.client_id, redirect_uri=uri, scope="samples:read")
+    assert page.headers["X-Frame-Options"] == "DENY"
+    assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+    form = {name: input_value(page.text, name) for name in AUTHORIZE_FIELDS}
+    for changed, expect in (
+        ({"scope": "device"}, "error=invalid_scope"),
+        ({"scope": "samples:read openid"}, "error=invalid_scope"),
+        ({"code_challenge": "x" * 43, "code_challenge_method": "plain"}, "error=invalid_request"),
+        ({"redirect_uri": "https://evil.example/cb"}, None),
+        ({"redirect_uri": "https://coach.example/cb/../evil"}, None),
+        ({"client_id": theirs.client_id, "redirect_uri": ""}, None),
+    ):
+        sent = client.post("/authorize", data={**form, **changed, "approve": "Allow"})
+        if expect is None:
+            assert is_page(sent), changed
+        else:
+            assert sent.status_code == 303 and expect in sent.headers["Location"], changed
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(AuthorizationCode)) == 0
+    assert "code=" in client.post("/authorize", data={**form, "approve": "Allow"}).headers["Location"]
