@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from bioweb.extensions import db
 from bioweb.mail import parse_smtp_url
 from bioweb.models import AccountEvent, AccountEventKind, User, UserSession
+from bioweb.security import redact
 from bioweb.services import account_events, account_mail
 from bioweb.services.events import Origin
 from tests.helpers import (
@@ -437,6 +438,17 @@ def test_notes_to_one_address_are_capped_from_any_network(database_url, smtp_ser
         # Links are not notes: Grace's reset still arrives.
         assert post("/forgot-password", {"email": "grace@example.com"}, "10.3.0.1")[0] == 303
         assert smtp_server.to("grace@example.com")[-1]["Subject"] == "Reset your bioweb password"
+
+
+@pytest.mark.parametrize("prefix", ["bcm_", "bcd_"])
+def test_signed_tokens_are_redacted_whole(prefix):
+    """A signed token's segments (a mailed link's, a device access token's JWT) all go, not only
+    the first one before a dot; the sentence's own full stop stays."""
+    token = prefix + "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlLXBhcnQ"
+    assert (
+        redact(f"GET /reset-password/{token} HTTP/1.1") == f"GET /reset-password/{prefix}[REDACTED] HTTP/1.1"
+    )
+    assert redact(f"got {token}. Done") == f"got {prefix}[REDACTED]. Done"
 
 
 def test_no_token_reaches_a_log_line(app, mailbox, caplog):
