@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from bioweb import redirects
 from bioweb.extensions import db
 from bioweb.models import AuthorizationCode
-from bioweb.services import applications, devices
+from bioweb.services import applications, devices, grants
 from tests.helpers import (
     AUTHORIZE_FIELDS,
     basic,
@@ -248,3 +248,19 @@ def test_the_consent_post_checks_everything_again_and_the_page_cannot_be_framed(
             assert sent.status_code == 303 and expect in sent.headers["Location"], changed
     assert db.session.scalar(sa.select(sa.func.count()).select_from(AuthorizationCode)) == 0
     assert "code=" in client.post("/authorize", data={**form, "approve": "Allow"}).headers["Location"]
+
+
+def test_pkce_values_are_checked_whole(client, user, native_app):
+    """`$` in a regular expression also matches before a final newline: a challenge with one
+    passed as 43 characters, and a verifier of 43 characters and a newline (its challenge
+    computed over the newline) got tokens, outside RFC 7636's alphabet."""
+    import base64
+    import hashlib
+
+    assert not grants.valid_challenge(pkce_pair()[1] + "\n")
+    verifier = pkce_pair()[0][:43] + "\n"
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    code = grant_code(user, native_app.client_id, challenge=challenge)
+    form = {"grant_type": "authorization_code", "code": code, "client_id": native_app.client_id}
+    sent = client.post("/token", data={**form, "code_verifier": verifier})
+    assert sent.status_code == 400 and "43 to 128 characters" in sent.get_json()["error_description"]

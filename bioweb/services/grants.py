@@ -293,7 +293,7 @@ def approve(
 
 def valid_challenge(challenge: str) -> bool:
     """Whether `challenge` is an S256 code challenge (43 base64url characters)."""
-    return bool(_S256_CHALLENGE.match(challenge))
+    return bool(_S256_CHALLENGE.fullmatch(challenge))
 
 
 def _s256(verifier: str) -> str:
@@ -432,7 +432,7 @@ def exchange_code(
                 "invalid_request",
                 "The parameter code_verifier is missing: this code was requested with a PKCE code_challenge.",
             )
-        if not _VERIFIER.match(verifier):
+        if not _VERIFIER.fullmatch(verifier):
             raise GrantProblem(
                 "invalid_grant",
                 "The code_verifier must be 43 to 128 characters of A-Z, a-z, 0-9, '-', '.', '_', '~' (RFC 7636).",
