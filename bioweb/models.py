@@ -589,6 +589,9 @@ class Grant(db.Model):
         sa.Index("ix_grants_device_id", "device_id"),
         sa.Index("ix_grants_application_id", "application_id"),
         sa.CheckConstraint("(device_id IS NULL) <> (application_id IS NULL)", name="one_client"),
+        # A grant's id is in its signed tokens: SQLite must never hand a deleted grant's id to a
+        # new one (PostgreSQL's sequence never does), or the old tokens would act under it.
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -416,3 +416,18 @@ def test_grant_tokens_act_for_the_person_never_as_the_device(client, user, devic
     sent = client.post(f"/api/v1/device/{device[0].id}/metrics", json={}, headers=bearer(access))
     assert sent.status_code in (403, 404) and sent.status_code != 201
     assert client.post("/api/v1/devices", json={"manufacturer": "Apple", "device_code": "iPhone1,1"}, headers=bearer(access)).status_code == 403  # fmt: skip
+
+
+def test_a_revoked_grants_tokens_never_come_back_under_a_new_grant(client, user, device, web_app):
+    """Grant ids are in signed tokens: a new grant must never get a revoked one's id (SQLite
+    reuses the highest rowid of a table without AUTOINCREMENT)."""
+    app_row, secret = web_app
+    uri = "https://coach.example/cb"
+    log_in(client)
+    code = approve_in_dashboard(client, app_row.client_id, redirect_uri=uri)
+    old = exchange(client, code, auth=basic(app_row.client_id, secret), redirect_uri=uri).get_json()
+    revoked = db.session.scalar(sa.select(Grant.id))
+    grants.revoke_grant(user, revoked)
+    approve_in_dashboard(client, device[0].client_id)  # a new grant, generation 1 again
+    assert db.session.scalar(sa.select(Grant.id)) != revoked
+    assert client.get("/api/v1/devices", headers=bearer(old["access_token"])).status_code == 401

@@ -2,7 +2,8 @@
 
 - applications: OAuth clients people register (confidential with a secret digest, or public).
 - grants: what a person approved (person x client x scopes), with the generation its signed
-  access tokens carry; one per (person, device) and per (person, application).
+  access tokens carry; one per (person, device) and per (person, application). AUTOINCREMENT
+  on SQLite: a revoked grant's id, which its tokens carry, never comes back.
 - authorization_codes: codes by SHA-256 digest, bound to grant, redirect URI and PKCE challenge.
 - devices.redirect_uris: the redirect URIs a device's owner adds (ADD COLUMN on SQLite: devices
   is referenced by other tables' foreign keys, so it is never rebuilt).
@@ -62,6 +63,7 @@ def upgrade():
         sa.ForeignKeyConstraint(['device_id'], ['devices.id'], name=op.f('fk_grants_device_id_devices')),
         sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_grants_user_id_users')),
         sa.PrimaryKeyConstraint('id', name=op.f('pk_grants')),
+        sqlite_autoincrement=True,  # ids in signed tokens are never reused
     )
     op.create_index('ix_grants_user_id_id', 'grants', ['user_id', 'id'])
     op.create_index('ix_grants_device_id', 'grants', ['device_id'])
