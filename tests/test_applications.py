@@ -376,3 +376,15 @@ def test_the_device_page_sets_its_redirect_uris(web, client, user):
 def test_pages_need_a_login(client):
     for path in ("/applications", "/account/authorized-apps"):
         assert client.get(path).headers["Location"].startswith("/login?next=")
+
+
+def test_an_unconfirmed_address_registers_no_application(client, user):
+    """The consent screen names an application's owner by email address: only a confirmed one."""
+    from bioweb.extensions import db as database
+
+    user.email_confirmed_time = None
+    database.session.commit()
+    pat = make_pat(user)
+    body = {"name": "Spoof", "redirect_uris": ["https://spoof.example/cb"], "client_type": "public"}
+    refused = client.post("/api/v1/applications", json=body, headers=bearer(pat))
+    assert refused.status_code == 403 and "before registering applications" in refused.get_json()["error_description"]

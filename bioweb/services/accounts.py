@@ -141,10 +141,11 @@ def is_confirmed(actor: Actor) -> bool:
     return confirmed is not None
 
 
-def require_confirmed(actor: Actor) -> None:
-    """Raises Forbidden unless the actor's address is confirmed (registering devices needs it)."""
+def require_confirmed(actor: Actor, doing: str = "registering devices") -> None:
+    """Raises Forbidden unless the actor's address is confirmed (registering devices and
+    applications needs it: an application's consent screen shows its owner's address)."""
     if not is_confirmed(actor):
-        raise Forbidden(NOT_CONFIRMED)
+        raise Forbidden(NOT_CONFIRMED.replace("registering devices", doing))
 
 
 def get_user_by_email(email: str) -> User | None:

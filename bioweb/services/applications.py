@@ -20,7 +20,7 @@ from ..errors import InvalidInput, NotFound
 from ..extensions import db
 from ..models import MAX_ID, Application, ClientType, utcnow
 from ..security import SECRET_PREFIX, digest, new_secret
-from . import Actor, grants
+from . import Actor, accounts, grants
 
 MAX_PER_USER = 100
 
@@ -73,7 +73,9 @@ def _name(name: str) -> str:
 def register(
     actor: Actor, name: str, redirect_uris: str, client_type: str, homepage_url: str = ""
 ) -> Registered:
-    """Register an application owned by `actor`. Raises InvalidInput. Commits."""
+    """Register an application owned by `actor`, whose email address is confirmed (the consent
+    screen names the owner by it). Raises Forbidden, InvalidInput. Commits."""
+    accounts.require_confirmed(actor, "registering applications")
     if client_type not in (ClientType.CONFIDENTIAL, ClientType.PUBLIC):
         raise _invalid("client_type", "Choose 'confidential' (a server with a secret) or 'public' (a native app).")
     count = db.session.scalar(sa.select(sa.func.count()).where(Application.user_id == actor.id)) or 0
