@@ -357,15 +357,15 @@ def test_deleting_the_account_leaves_nothing_of_it(app, client, user, pat, runne
     log_in(other)  # a second session of Ada's
 
     page = client.get("/account/delete")
-    assert page.status_code == 200 and 'name="password"' in page.text
-    wrong = client.post("/account/delete", data={"password": "not the password", "understood": "y"})
+    assert page.status_code == 200 and 'name="current_password"' in page.text
+    wrong = client.post("/account/delete", data={"current_password": "not the password", "understood": "y"})
     assert wrong.status_code == 400 and "That is not your password." in wrong.text
-    unticked = client.post("/account/delete", data={"password": PASSWORD})
+    unticked = client.post("/account/delete", data={"current_password": PASSWORD})
     assert unticked.status_code == 400 and "Tick the box" in unticked.text
     assert client.get("/account").status_code == 200  # nothing happened
 
     monkeypatch.setattr(deletion, "DELETE_BUDGET_SECONDS", -1.0)  # leave the rows to maintenance
-    done = client.post("/account/delete", data={"password": PASSWORD, "understood": "y"})
+    done = client.post("/account/delete", data={"current_password": PASSWORD, "understood": "y"})
     assert done.status_code == 303 and done.headers["Location"] in ("/", "http://localhost/")
     # At once: every session, token and grant ends; the email is free; nothing is readable.
     assert client.get("/account").status_code == 302 and other.get("/account").status_code == 302
@@ -417,7 +417,10 @@ def test_a_small_account_is_deleted_within_the_request(app, client, user, pat):
     metric_id = fill(client, pat, device.id, count=2)
     user_id, device_id = user.id, device.id
     log_in(client)
-    assert client.post("/account/delete", data={"password": PASSWORD, "understood": "y"}).status_code == 303
+    assert (
+        client.post("/account/delete", data={"current_password": PASSWORD, "understood": "y"}).status_code
+        == 303
+    )
     assert_nothing_left([user_id], [device_id], [metric_id])
     assert db.session.scalar(sa.select(DeletionRecord.finished_time)) is not None
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Metric)) == 0

@@ -212,7 +212,8 @@ def delete_account(user: User, password: str, origin: Origin | None = None) -> D
     DELETE_BUDGET_SECONDS here, the rest by purge_pending. Commits."""
     if not check_password(user.password_hash, password):
         raise accounts.WrongPassword(
-            "password: that is not your password.", {"password": ["That is not your password."]}
+            "current_password: that is not your password.",
+            {"current_password": ["That is not your password."]},
         )
     user_id = user.id
     account_events.record(user_id, AccountEventKind.ACCOUNT_DELETED, origin)

@@ -37,7 +37,9 @@ class DeleteDeviceForm(FlaskForm):
 
 
 class DeleteAccountForm(FlaskForm):
-    password = PasswordField("Your password", validators=[DataRequired(message="Enter your password.")])
+    current_password = PasswordField(
+        "Your password", validators=[DataRequired(message="Enter your password.")]
+    )
     understood = BooleanField(
         "I understand that my account, my devices and all their data are deleted for good.",
         validators=[DataRequired(message="Tick the box to confirm that you want the account deleted.")],
@@ -106,7 +108,7 @@ def delete_account() -> ResponseReturnValue:
     if form.validate_on_submit():
         user = current_actor()
         try:
-            done = deletion.delete_account(user, form.password.data, _origin())
+            done = deletion.delete_account(user, form.current_password.data, _origin())
         except accounts.WrongPassword as error:
             record_failure()
             apply_service_error(form, error)
