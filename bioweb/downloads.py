@@ -7,8 +7,8 @@ from flask import Response, stream_with_context
 
 from .services import export
 
-# Exports are heavy (every sample, compressed on the worker): a person gets this many an hour,
-# counted per account on the API and the dashboard alike.
+# Exports are heavy (every sample, compressed on the worker): a person gets this many an hour
+# from the API, and as many from the dashboard (each route counts its own, per account).
 EXPORT_RATELIMIT = "10 per hour"
 
 
