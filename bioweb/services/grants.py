@@ -37,6 +37,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
 
 from .. import reads
 from ..errors import NotFound
@@ -467,8 +468,19 @@ def exchange_code(
         raise GrantProblem("invalid_grant", "The authorization code was already used.")
     issued = _issue(grant, client, row.scope, family, now)
     _cap_families(grant.id, now)
-    db.session.commit()
+    _commit_unless_revoked()
     return issued
+
+
+def _commit_unless_revoked() -> None:
+    """Commit new tokens of a grant; if the person revoked the grant (or its client ended it)
+    while they were made, their refresh token's row has no grant to point at: nothing is
+    issued. Raises GrantProblem."""
+    try:
+        db.session.commit()
+    except (IntegrityError, StaleDataError):  # the refresh token's grant, or the grant's row, is gone
+        db.session.rollback()
+        raise GrantProblem("invalid_grant", "The grant was revoked while the tokens were made.") from None
 
 
 def _code_reused(row: AuthorizationCode, now: datetime) -> None:
@@ -545,7 +557,7 @@ def refresh(client: Client, plaintext: str, scope: str | None) -> IssuedTokens:
         db.session.commit()
         raise GrantProblem("invalid_grant", "The refresh token is revoked or was already used.")
     issued = _issue(grant, client, wanted, record.family or uuid.uuid4().hex, now)
-    db.session.commit()
+    _commit_unless_revoked()
     return issued
 
 
