@@ -30,6 +30,7 @@ from bioweb.config import normalize_database_url
 from tests.conftest import PG_ADMIN_URL
 from tests.helpers import (
     LiveServer,
+    basic,
     bearer,
     create_pg_database,
     drop_pg_database,
@@ -256,16 +257,21 @@ def test_the_same_batch_sent_by_8_writers_at_once_is_stored_exactly_once(stack: 
     assert listed["count"] == 200 and [s["quantity"] for s in listed["results"]] == list(range(200))
 
 
-def service_refresh_token(database_url: str, client_id: str) -> str:
-    """A refresh token for the device, made through the service layer (the authorization-code
-    grant for apps will issue them; client credentials no longer do)."""
+def service_refresh_token(database_url: str, client_id: str, secret: str) -> str:
+    """A refresh token of the device's companion-app grant: its owner's approval made through
+    the service, the code traded at /token in process."""
     from bioweb.extensions import db
-    from bioweb.services import devices, tokens
+    from bioweb.models import Device
+    from tests.helpers import grant_code
 
     app = make_app(database_url)
     with app.app_context():
         try:
-            return tokens.start_refresh_family(devices.find_client(client_id)).refresh_token
+            device = db.session.scalar(sa.select(Device).where(Device.client_id == client_id))
+            code = grant_code(device.user, client_id)
+            form = {"grant_type": "authorization_code", "code": code}
+            answer = app.test_client().post("/token", data=form, headers=basic(client_id, secret))
+            return str(answer.get_json()["refresh_token"])
         finally:
             db.session.remove()
             db.engine.dispose()
@@ -276,7 +282,7 @@ def test_concurrent_refreshes_of_one_refresh_token_exactly_one_wins(stack: Stack
     _, pat = new_owner(stack.database_url)
     created = create_device(a, pat).json()
     client_id, secret = created["oauth2_client_id"], created["oauth2_client_secret"]
-    refresh = service_refresh_token(stack.database_url, client_id)
+    refresh = service_refresh_token(stack.database_url, client_id, secret)
 
     form = {"grant_type": "refresh_token", "refresh_token": refresh}
     calls = [partial(token_request, (a, b)[i % 2], client_id, secret, **form) for i in range(12)]
