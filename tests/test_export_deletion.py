@@ -122,7 +122,8 @@ def download(client, pat: str) -> zipfile.ZipFile:
     return zipfile.ZipFile(io.BytesIO(response.data))
 
 
-def test_the_export_holds_everything_and_its_csv_is_the_apis_answer(app, client, user, pat):
+def test_the_export_holds_everything_and_its_csv_is_the_apis_answer(app, client, user, pat, monkeypatch):
+    monkeypatch.setattr(export_service, "PAGE", 5)  # several keyset pages of samples and events
     phone, phone_secret = make_device(user)
     watch, _ = make_device(user, "Watch1,1")
     metric_id = fill(client, pat, phone.id)

@@ -48,12 +48,14 @@ from . import account_events, devices
 from .events import Origin
 
 # Samples (or other rows) per read: a page's rows and their text are what the worker holds at
-# once (make bench measures the worker: about 6 MiB above idle at 1,000, 11 at 2,000).
-PAGE = 1000
+# once. Measured in process on PostgreSQL (300,000 samples): the worker grows 3.6 MiB at 1,000,
+# 1.5 at 500, 0.8 at 250 (that one 18% slower); a PostgreSQL worker idles at about 87 MiB of
+# the 90 MiB budget (bench/RESULTS.md, issue 16).
+PAGE = 500
 CHUNK = 64 * 1024  # bytes handed to the server at a time
 DEVICE_PAGE = 500
-# zlib level 1: about four times the speed of the default level for a third more bytes; an
-# export is CPU-bound on the worker, the download is not.
+# zlib level 1: on samples' CSV 54 MB/s against the default level's 32, for a tenth more bytes
+# (their random uuids barely compress either way); an export is CPU-bound on the worker.
 COMPRESS_LEVEL = 1
 SAMPLE_FIELDS = tuple(name for name in SampleView.__struct_fields__ if name != "duplicate")
 # Columns never exported, whatever table they are in.
