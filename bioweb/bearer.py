@@ -93,9 +93,11 @@ def authenticate(authorization: str | None) -> Principal | Response:
     return _challenge(401, "invalid_token", _INVALID)
 
 
-def require_token(*scopes: str, all_of: bool = False) -> Callable[[V], V]:
+def require_token(*scopes: str, all_of: bool = False, personal: str | None = None) -> Callable[[V], V]:
     """Guard a view: a valid bearer token holding any one of `scopes` (with `all_of`, every one
-    of them). The view reads the principal with current_principal()."""
+    of them). With `personal` (the sentence to answer otherwise), only a personal access token:
+    an app's token from the authorization-code flow, or a device's, gets 403 insufficient_scope
+    whatever its scopes. The view reads the principal with current_principal()."""
     wanted = frozenset(scopes)
     needs = (" and " if all_of else " or ").join(scopes)
 
@@ -109,6 +111,8 @@ def require_token(*scopes: str, all_of: bool = False) -> Callable[[V], V]:
             if (not wanted.issubset(held)) if all_of else wanted.isdisjoint(held):
                 noun = "scopes" if all_of and len(scopes) > 1 else "scope"
                 return _challenge(403, "insufficient_scope", f"This needs the {noun} {needs}.")
+            if personal is not None and principal.token_id is None:
+                return _challenge(403, "insufficient_scope", personal)
             g.principal = principal
             return view(*args, **kwargs)
 

@@ -73,6 +73,7 @@ def digest_matches(secret: str, expected_digest: str) -> bool:
 
 
 # Signed credentials (bcd_ JWTs, bcm_ mail links) are dot-separated segments: all of them go.
+# bcc_: authorization codes, which travel in redirect URLs (and so in access logs).
 _CREDENTIAL = re.compile(r"\b(bc[cmpdrsw]_)[A-Za-z0-9_\-]{8,}(?:\.[A-Za-z0-9_\-]+)*")
 
 

@@ -431,3 +431,15 @@ def test_a_revoked_grants_tokens_never_come_back_under_a_new_grant(client, user,
     approve_in_dashboard(client, device[0].client_id)  # a new grant, generation 1 again
     assert db.session.scalar(sa.select(Grant.id)) != revoked
     assert client.get("/api/v1/devices", headers=bearer(old["access_token"])).status_code == 401
+
+
+def test_an_apps_token_cannot_export_the_account(client, user, device):
+    """The export holds the person's sessions, activity and applications: a personal access
+    token takes it, an app's token with both read scopes does not."""
+    log_in(client)
+    code = approve_in_dashboard(client, device[0].client_id, scope="devices:read samples:read")
+    access = exchange(client, code, auth=basic(device[0].client_id, device[1])).get_json()["access_token"]
+    refused = client.get("/api/v1/account/export", headers=bearer(access))
+    assert refused.status_code == 403 and refused.get_json()["error"] == "insufficient_scope"
+    assert "personal access token" in refused.get_json()["error_description"]
+    assert client.get("/api/v1/account/export", headers=bearer(make_pat(user))).status_code == 200

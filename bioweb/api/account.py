@@ -34,7 +34,13 @@ def update_account() -> Response:
 
 
 @bp.get("/account/export")
-@require_token("devices:read", "samples:read", all_of=True)
+@require_token(
+    "devices:read",
+    "samples:read",
+    all_of=True,
+    personal="The export is made with a personal access token (bcp_...) only: an app's access token "
+    "cannot take the whole account (its sessions, activity and applications).",
+)
 @limiter.limit(EXPORT_RATELIMIT, key_func=lambda: f"export:user:{current_principal().id}")
 def export_account() -> Response:
     """The person's whole account as a ZIP, streamed (services.export); an export.made event."""

@@ -9,14 +9,10 @@ own token holds none of these scopes and is refused by require_token already.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-from typing import Any, TypeVar
-
 from flask import Response
 
-from ..bearer import REALM, current_principal, require_token
-from ..errors import InvalidInput, json_error
+from ..bearer import current_principal, require_token
+from ..errors import InvalidInput
 from ..forms import ApplicationChangeForm, ApplicationForm
 from ..models import Application
 from ..readmodels import (
@@ -30,26 +26,10 @@ from ..services import applications, grants
 from ..services.applications import Registered
 from .core import answer, bind_json, bp, no_content
 
-V = TypeVar("V", bound=Callable[..., Any])
-
 PAT_ONLY = (
     "Applications and authorized apps are managed with a personal access token (bcp_...) only: "
     "an app's access token cannot register applications or change grants."
 )
-
-
-def personal_token_only(view: V) -> V:
-    """Refuse (403 insufficient_scope) a bearer token that is not a personal access token.
-    Goes below require_token, which has set the principal."""
-
-    @functools.wraps(view)
-    def guarded(*args: Any, **kwargs: Any) -> Any:
-        if current_principal().token_id is None:
-            challenge = f'Bearer realm="{REALM}", error="insufficient_scope", error_description="{PAT_ONLY}"'
-            return json_error(403, "insufficient_scope", PAT_ONLY, headers={"WWW-Authenticate": challenge})
-        return view(*args, **kwargs)
-
-    return guarded  # type: ignore[return-value]
 
 
 def application_view(app: Application) -> ApplicationView:
@@ -78,16 +58,14 @@ def _credentials(registered: Registered, status: int) -> Response:
 
 
 @bp.get("/applications")
-@require_token("devices:read")
-@personal_token_only
+@require_token("devices:read", personal=PAT_ONLY)
 def list_applications() -> Response:
     found = [application_view(app) for app in applications.list_applications(current_principal())]
     return answer(ApplicationList(count=len(found), results=found))
 
 
 @bp.post("/applications")
-@require_token("devices:write")
-@personal_token_only
+@require_token("devices:write", personal=PAT_ONLY)
 def create_application() -> Response:
     form = bind_json(ApplicationForm)
     registered = applications.register(
@@ -101,15 +79,13 @@ def create_application() -> Response:
 
 
 @bp.get("/applications/<int:application_id>")
-@require_token("devices:read")
-@personal_token_only
+@require_token("devices:read", personal=PAT_ONLY)
 def get_application(application_id: int) -> Response:
     return answer(application_view(applications.get_application(current_principal(), application_id)))
 
 
 @bp.patch("/applications/<int:application_id>")
-@require_token("devices:write")
-@personal_token_only
+@require_token("devices:write", personal=PAT_ONLY)
 def update_application(application_id: int) -> Response:
     """What the body names changes; omitted or null stays as it is."""
     form = bind_json(ApplicationChangeForm)
@@ -120,16 +96,14 @@ def update_application(application_id: int) -> Response:
 
 
 @bp.delete("/applications/<int:application_id>")
-@require_token("devices:write")
-@personal_token_only
+@require_token("devices:write", personal=PAT_ONLY)
 def delete_application(application_id: int) -> Response:
     applications.delete(current_principal(), application_id)
     return no_content()
 
 
 @bp.post("/applications/<int:application_id>/secret")
-@require_token("devices:write")
-@personal_token_only
+@require_token("devices:write", personal=PAT_ONLY)
 def rotate_application_secret(application_id: int) -> Response:
     """A new client secret, shown once; the old one and every grant on the application end.
     Takes no body. A public application has no secret: 400."""
@@ -137,8 +111,7 @@ def rotate_application_secret(application_id: int) -> Response:
 
 
 @bp.get("/account/grants")
-@require_token("devices:read")
-@personal_token_only
+@require_token("devices:read", personal=PAT_ONLY)
 def list_grants() -> Response:
     found = [
         AuthorizedApp(
@@ -160,8 +133,7 @@ def list_grants() -> Response:
 
 
 @bp.delete("/account/grants/<int:grant_id>")
-@require_token("devices:write")
-@personal_token_only
+@require_token("devices:write", personal=PAT_ONLY)
 def revoke_grant(grant_id: int) -> Response:
     """The client is refused from its next request (its tokens end with the grant)."""
     grants.revoke_grant(current_principal(), grant_id)
