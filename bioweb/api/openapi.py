@@ -823,7 +823,8 @@ def account_paths() -> dict[str, Any]:
                 "operationId": "export_account",
                 "tags": ["account"],
                 "summary": "Everything of your account, as one ZIP",
-                "description": "A token with both devices:read and samples:read (either alone: 403). "
+                "description": "A personal access token with both devices:read and samples:read "
+                "(either alone, or an app's token: 403). "
                 "A ZIP streamed as it is made: README.txt, account.json, devices.json, metrics.json, "
                 "samples/<metric id>.csv (the fields of GET /api/v1/quantity-samples as columns, "
                 "values as it writes them) and .ndjson, events.ndjson, account_events.ndjson, "
@@ -831,7 +832,7 @@ def account_paths() -> dict[str, Any]:
                 "personal_access_tokens.json, sessions.json, manifest.json. No secret, token digest "
                 "or session key. Content-Disposition: attachment; filename=bioweb-export-<date>.zip; "
                 "Cache-Control: no-store. 10 an hour per person (429).",
-                "security": BEARER,
+                "security": [{"bearer": []}],
                 "responses": {
                     "200": {
                         "description": "The ZIP archive.",
