@@ -39,7 +39,6 @@ import sqlalchemy as sa
 from ..errors import Conflict, NotFound
 from ..extensions import db
 from ..models import (
-    MAX_ID,
     AccountEventKind,
     DeletionKind,
     DeletionRecord,
@@ -329,11 +328,3 @@ def purge_pending(budget_seconds: float = 300.0) -> tuple[int, int]:
             break
         finished += 1
     return finished, len(jobs) - finished
-
-
-def get_record(record_id: int) -> DeletionRecord:
-    """A deletion record by id (operators, tests). Raises NotFound."""
-    record = db.session.get(DeletionRecord, record_id) if 0 < record_id <= MAX_ID else None
-    if record is None:
-        raise NotFound(f"There is no deletion record {record_id}.")
-    return record
