@@ -44,7 +44,7 @@ from ..models import (
     utcnow,
 )
 from ..readmodels import SampleView, to_builtins
-from . import account_events, devices
+from . import account_events, devices, samples
 from .events import Origin
 
 # Samples (or other rows) per read: a page's rows and their text are what the worker holds at
@@ -183,20 +183,8 @@ def _user_metrics(user_id: int) -> Sequence[Any]:
         ).all()
 
 
-_SAMPLE_COLUMNS = (
-    _samples.c.id,
-    _samples.c.uuid,
-    _samples.c.quantity,
-    _samples.c.start_date,
-    _samples.c.end_date,
-    _samples.c.sample_motion_context,
-    _samples.c.sample_sensor_location,
-    _samples.c.sample_sensor_location_other,
-    _samples.c.is_null,
-    _samples.c.client_sample_id,
-    _samples.c.client_sample_version,
-    _samples.c.received_time,
-)
+# The API's columns of a sample, without the metric (each file is one metric's).
+_SAMPLE_COLUMNS = tuple(c for c in samples.SAMPLE_COLUMNS if c.name != "metric_id")
 
 
 def _sample_pages(metric_id: int) -> Iterator[Sequence[Any]]:

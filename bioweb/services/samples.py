@@ -399,7 +399,8 @@ def submit_one(actor: Actor, item: Any, origin: Origin | None = None) -> SampleV
 
 # --- reading -----------------------------------------------------------------------------------
 
-_SAMPLE_COLUMNS = (
+# A sample's stored columns, as the API answers them (services/export.py writes the same).
+SAMPLE_COLUMNS = (
     _samples.c.id,
     _samples.c.uuid,
     _samples.c.metric_id,
@@ -443,7 +444,7 @@ def _find_by_uuid(actor: Actor, sample_uuid: str) -> Any:
     if len(sample_uuid) == 36 and "\x00" not in sample_uuid:
         row = db.session.execute(
             sa.select(
-                *_SAMPLE_COLUMNS, _metrics.c.device_id, _metrics.c.sample_type, _metrics.c.quantity_type
+                *SAMPLE_COLUMNS, _metrics.c.device_id, _metrics.c.sample_type, _metrics.c.quantity_type
             )
             .select_from(_samples.join(_metrics, _metrics.c.id == _samples.c.metric_id))
             .where(_samples.c.uuid == sample_uuid, metrics.visible_to(actor))
@@ -556,7 +557,7 @@ def list_samples(actor: Actor, query: SampleFilter) -> SampleList:
             page.append(key > position if query.sort_order == "asc" else key < position)
         direction = sa.asc if query.sort_order == "asc" else sa.desc
         rows = conn.execute(
-            sa.select(*_SAMPLE_COLUMNS)
+            sa.select(*SAMPLE_COLUMNS)
             .where(*page)
             .order_by(direction(_samples.c.start_date), direction(_samples.c.id))
             .limit(query.limit + 1)
