@@ -413,7 +413,46 @@ class Session:
         raise AssertionError("unreachable")
 
 
-def _crawl(world: World, session: Session) -> tuple[dict[str, list[Form]], dict[str, dict[str, str]]]:
+Crawled = tuple[dict[str, list[Form]], dict[str, dict[str, str]]]
+# A crawl per database kind and signed-in state, per process. Every world is built the same way
+# on an empty database (ids from 1 on both), so its pages link and post the same things; only
+# its random values (a sample's uuid, the client id and secret) differ, and they are swapped
+# for the new world's. The crawl renders every page of the dashboard: once per route and
+# database, it was most of this file's time.
+_CRAWLS: dict[tuple[str, bool], tuple[Crawled, dict[str, str]]] = {}
+
+
+def _identity(world: World) -> dict[str, str]:
+    """The world's random values, which pages may carry (links, form actions, fields)."""
+    return {"uuid": world.path_values["sample_uuid"], "client_id": world.client_id, "secret": world.secret}
+
+
+def _crawl(world: World, session: Session) -> Crawled:
+    """_crawl_pages, once per database kind and signed-in state, with this world's random values."""
+    key = (world.app.config["SQLALCHEMY_DATABASE_URI"].split(":", 1)[0], session.is_signed_in)
+    if key not in _CRAWLS:
+        _CRAWLS[key] = (_crawl_pages(world, session), _identity(world))
+        return _CRAWLS[key][0]
+    (forms, queries), then = _CRAWLS[key]
+    now = _identity(world)
+
+    def swap(text: str) -> str:
+        for name, old in then.items():
+            text = text.replace(old, now[name])
+        return text
+
+    swapped_forms = {
+        endpoint: [
+            Form(swap(f.page), swap(f.action), f.method, {k: swap(v) for k, v in f.values.items()}, list(f.names))
+            for f in found
+        ]
+        for endpoint, found in forms.items()
+    }
+    swapped_queries = {e: {k: swap(v) for k, v in q.items()} for e, q in queries.items()}
+    return swapped_forms, swapped_queries
+
+
+def _crawl_pages(world: World, session: Session) -> Crawled:
     """The forms posting to each endpoint and, for each endpoint, the query of the links to it,
     from every page a GET route of the dashboard answers (valid path values)."""
     found: dict[str, list[Form]] = {}
