@@ -22,13 +22,8 @@ run: install  ## apply migrations, then serve on http://127.0.0.1:8000
 # Markers (pyproject.toml): browser, server (starts gunicorn), postgres, fuzz, slow.
 FAST   := not (browser or server or postgres or fuzz or slow)
 
-# One pytest worker more than there are cores: a good part of the suite waits on gunicorn,
-# PostgreSQL, Chromium and subprocesses, and with a worker per core a core idled a quarter of
-# the run (CPU time / wall time 1.5 of 2).
-PYTEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
-
 test: install typecheck  ## the whole gate (CI): the type check, then every test, SQLite and PostgreSQL, on all cores
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
+	$(PY) -m pytest -n auto --dist loadgroup
 
 test-fast: install  ## the inner loop: everything not marked, SQLite only, about a minute and a half
 	$(PY) -m pytest -m "$(FAST)"

@@ -28,7 +28,7 @@ TINY = [
     "--users=4",
     "--devices-per-user=10",
     "--scale-devices=200",
-    "--scale-duration=1",
+    "--scale-duration=3",
     "--ingest-clients=2",
     "--ingest-batches=4",
     "--no-influx",
