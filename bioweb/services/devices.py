@@ -61,8 +61,10 @@ _CHOSEN_COLUMNS = NewDevice.__struct_fields__[2:]
 
 
 def redirect_url() -> str:
-    """The OAuth redirect URL devices are given with their credentials."""
-    return str(current_app.config["BIOWEB_BASE_URL"]) + "/appauth/code"
+    """The OAuth redirect URL devices are given with their credentials (always registered)."""
+    from .. import redirects
+
+    return redirects.own_landing_page(str(current_app.config["BIOWEB_BASE_URL"]))
 
 
 def _credentials(device: Device, secret: str) -> Credentials:

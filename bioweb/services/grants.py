@@ -150,7 +150,9 @@ class Client:
     owner_name: str
     public: bool
     redirect_uris: tuple[str, ...]
-    secret_digests: tuple[str, ...]  # digests of its live client secrets (none for a public client)
+    # An application's secret digest (none for a public client); a device's secrets are
+    # checked by tokens.match_secret, which knows its two slots and their expiry.
+    secret_digests: tuple[str, ...]
     device_id: int | None = None
     application_id: int | None = None
     homepage_url: str = ""
@@ -195,15 +197,6 @@ def find_client(client_id: str) -> Client | None:
     device = db.session.scalar(sa.select(Device).where(Device.client_id == client_id))
     if device is None:
         return None
-    now = utcnow()
-    digests = tuple(
-        held
-        for held, expires in (
-            (device.client_secret_digest, device.client_secret_expires_time),
-            (device.client_secret2_digest, device.client_secret2_expires_time),
-        )
-        if held and (expires is None or expires > now)
-    )
     return Client(
         client_id=device.client_id,
         name=device.name or f"{device.product_name} ({device.code})",
@@ -211,7 +204,7 @@ def find_client(client_id: str) -> Client | None:
         owner_name=_person(device.user),
         public=False,
         redirect_uris=_device_redirect_uris(device),
-        secret_digests=digests,
+        secret_digests=(),  # a device authenticates by its two slots (tokens.match_secret)
         device_id=device.id,
         active=device.state == DeviceState.ACTIVE,
     )
