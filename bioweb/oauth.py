@@ -244,7 +244,9 @@ class AppClient(ClientMixin):
 
 AnyClient = DeviceClient | AppClient
 
-PUBLIC_WITH_SECRET = "This application is public (a native app): it has no client secret; send only client_id."
+PUBLIC_WITH_SECRET = (
+    "This application is public (a native app): it has no client secret; send only client_id."
+)
 PUBLIC_NEEDS_ID = (
     "Authenticate the client: a public application sends its client_id as a form field; a "
     "confidential one uses HTTP Basic or client_id and client_secret."
@@ -252,9 +254,7 @@ PUBLIC_NEEDS_ID = (
 
 
 class BioAuthorizationServer(AuthorizationServer):
-    def authenticate_client(
-        self, request: Any, methods: Sequence[str], endpoint: str = "token"
-    ) -> AnyClient:
+    def authenticate_client(self, request: Any, methods: Sequence[str], endpoint: str = "token") -> AnyClient:
         """Client authentication from the one parse of the request's credentials.
 
         Either of a device's client secrets (slot 1 or 2) authenticates it. An unknown client
@@ -530,8 +530,10 @@ def _describe_access(claims: AccessClaims, client: AnyClient) -> dict[str, Any]:
 def _describe_refresh(record: grants.RefreshRecord, client: AnyClient) -> dict[str, Any]:
     """RFC 7662 2.2 for a live refresh token of the client's grant; inactive otherwise."""
     grant = grants.client_grant(client.grant_client(), record.grant_id)
-    if grant is None or record.revoked_time is not None or (
-        record.expires_time is not None and record.expires_time <= utcnow()
+    if (
+        grant is None
+        or record.revoked_time is not None
+        or (record.expires_time is not None and record.expires_time <= utcnow())
     ):
         return {"active": False}
     body: dict[str, Any] = {

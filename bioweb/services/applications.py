@@ -77,10 +77,14 @@ def register(
     screen names the owner by it). Raises Forbidden, InvalidInput. Commits."""
     accounts.require_confirmed(actor, "registering applications")
     if client_type not in (ClientType.CONFIDENTIAL, ClientType.PUBLIC):
-        raise _invalid("client_type", "Choose 'confidential' (a server with a secret) or 'public' (a native app).")
+        raise _invalid(
+            "client_type", "Choose 'confidential' (a server with a secret) or 'public' (a native app)."
+        )
     count = db.session.scalar(sa.select(sa.func.count()).where(Application.user_id == actor.id)) or 0
     if count >= MAX_PER_USER:
-        raise InvalidInput(f"You have {count} applications, the most an account may register; delete one first.")
+        raise InvalidInput(
+            f"You have {count} applications, the most an account may register; delete one first."
+        )
     now = utcnow()
     secret = new_secret(SECRET_PREFIX) if client_type == ClientType.CONFIDENTIAL else None
     app = Application(
@@ -102,7 +106,9 @@ def register(
 
 def list_applications(actor: Actor) -> list[Application]:
     return list(
-        db.session.scalars(sa.select(Application).where(Application.user_id == actor.id).order_by(Application.id))
+        db.session.scalars(
+            sa.select(Application).where(Application.user_id == actor.id).order_by(Application.id)
+        )
     )
 
 

@@ -394,12 +394,12 @@ def _issue(grant: Grant, client: Client, scope: str, family: str, now: datetime)
     access, expires_in = _sign(grant, client, scope, int(tenant_id or 0))
     refresh = _new_refresh(grant.id, grant.user_id, scope, family, now)
     grant.last_used_time = now
-    return IssuedTokens(access, expires_in, scope, client.device_id, grant.user_id, int(tenant_id or 0), refresh)
+    return IssuedTokens(
+        access, expires_in, scope, client.device_id, grant.user_id, int(tenant_id or 0), refresh
+    )
 
 
-def exchange_code(
-    client: Client, code: str, redirect_uri: str | None, verifier: str | None
-) -> IssuedTokens:
+def exchange_code(client: Client, code: str, redirect_uri: str | None, verifier: str | None) -> IssuedTokens:
     """RFC 6749 4.1.3 with RFC 7636 4.6: the tokens for an authorization code, once.
     Raises GrantProblem. Commits."""
     if not code.startswith(CODE_PREFIX):
@@ -525,9 +525,7 @@ def refresh(client: Client, plaintext: str, scope: str | None) -> IssuedTokens:
     record = find_refresh_token(plaintext)
     grant = client_grant(client, record.grant_id) if record is not None else None
     if record is None or grant is None:
-        raise GrantProblem(
-            "invalid_grant", "The refresh token is unknown, revoked, or not this client's."
-        )
+        raise GrantProblem("invalid_grant", "The refresh token is unknown, revoked, or not this client's.")
     wanted = record.scope if scope is None else parse_scope(scope)
     if not _within(wanted, record.scope):
         raise GrantProblem(
@@ -652,7 +650,9 @@ class GrantView:
 def list_grants(actor: Actor) -> list[GrantView]:
     """The person's grants, most recently approved first."""
     grants = db.session.scalars(
-        sa.select(Grant).where(Grant.user_id == actor.id).order_by(Grant.modified_time.desc(), Grant.id.desc())
+        sa.select(Grant)
+        .where(Grant.user_id == actor.id)
+        .order_by(Grant.modified_time.desc(), Grant.id.desc())
     ).all()
     device_ids = [g.device_id for g in grants if g.device_id is not None]
     app_ids = [g.application_id for g in grants if g.application_id is not None]
@@ -697,6 +697,8 @@ def _by_id(model: Any, ids: Iterable[int]) -> dict[int, Any]:
 def purge_codes() -> int:
     """Delete authorization codes that expired more than a day ago (a day keeps reuse detection
     for codes used late in their life). Commits. Returns the count."""
-    result = db.session.execute(sa.delete(_codes).where(_codes.c.expires_time <= utcnow() - timedelta(days=1)))
+    result = db.session.execute(
+        sa.delete(_codes).where(_codes.c.expires_time <= utcnow() - timedelta(days=1))
+    )
     db.session.commit()
     return _count(result)

@@ -443,9 +443,7 @@ def _find_by_uuid(actor: Actor, sample_uuid: str) -> Any:
     row = None
     if len(sample_uuid) == 36 and "\x00" not in sample_uuid:
         row = db.session.execute(
-            sa.select(
-                *SAMPLE_COLUMNS, _metrics.c.device_id, _metrics.c.sample_type, _metrics.c.quantity_type
-            )
+            sa.select(*SAMPLE_COLUMNS, _metrics.c.device_id, _metrics.c.sample_type, _metrics.c.quantity_type)
             .select_from(_samples.join(_metrics, _metrics.c.id == _samples.c.metric_id))
             .where(_samples.c.uuid == sample_uuid, metrics.visible_to(actor))
         ).first()

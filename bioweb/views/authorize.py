@@ -31,7 +31,15 @@ from .helpers import current_actor, one_time_response
 
 bp = Blueprint("authorize", __name__)
 
-PARAMETERS = ("response_type", "client_id", "redirect_uri", "scope", "state", "code_challenge", "code_challenge_method")
+PARAMETERS = (
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "scope",
+    "state",
+    "code_challenge",
+    "code_challenge_method",
+)
 
 
 class ConsentForm(FlaskForm):
@@ -126,9 +134,12 @@ def _check_rest(values: dict[str, list[str]], client: grants.Client) -> tuple[st
     response_type = _one(values, "response_type")
     if response_type != "code":
         if not response_type:
-            raise RedirectError("invalid_request", "The parameter response_type is missing; use response_type=code.")
+            raise RedirectError(
+                "invalid_request", "The parameter response_type is missing; use response_type=code."
+            )
         raise RedirectError(
-            "unsupported_response_type", f"The response_type {response_type[:40]!r} is not supported; use code."
+            "unsupported_response_type",
+            f"The response_type {response_type[:40]!r} is not supported; use code.",
         )
     try:
         scope = grants.parse_scope(_one(values, "scope"))
@@ -243,7 +254,8 @@ def authorize() -> Response | tuple[str, int]:
                 )
             )
         return _redirect_to_client(
-            error.redirect_uri, {"error": error.error, "error_description": error.description, "state": error.state}
+            error.redirect_uri,
+            {"error": error.error, "error_description": error.description, "state": error.state},
         )
     if not current_user.is_authenticated:
         return _to_login(values)
@@ -253,13 +265,20 @@ def authorize() -> Response | tuple[str, int]:
         # A page, not an access_denied to the device's redirect URIs: they are its owner's, and
         # someone else's click must not take this person there (RFC 9700 4.11.2).
         return _error_page(
-            PageError("Only its owner can authorize this device", "Only the owner of a device can authorize it.")
+            PageError(
+                "Only its owner can authorize this device", "Only the owner of a device can authorize it."
+            )
         )
     form = ConsentForm(data={name: _one(values, name) or "" for name in PARAMETERS})
     if request.method == "POST" and form.validate_on_submit():
         if form.approve.data:
             code = grants.approve(
-                person, wanted.client, wanted.scope, wanted.redirect_uri, wanted.redirect_uri_given, wanted.code_challenge
+                person,
+                wanted.client,
+                wanted.scope,
+                wanted.redirect_uri,
+                wanted.redirect_uri_given,
+                wanted.code_challenge,
             )
             return _redirect_to_client(wanted.redirect_uri, {"code": code, **state})
         return _redirect_to_client(
