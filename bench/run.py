@@ -89,7 +89,6 @@ LIMITER_STORAGES = {
 DEPTH_TARGET = 1.2  # deepest page p50 <= 1.2 x first page p50
 COUNT_TARGET_MS = 50.0
 RSS_TARGET_MB = 90.0
-SCALE_ROUNDS = 3  # single-connection latency runs per case, interleaved
 # Issue 11: samples per second over HTTP as a share of the driver's own bulk insert, per backend;
 # reads at the start, middle and end of a metric within 1.5 x of each other; a batch into the
 # full table no slower than into the empty one by more than 1.5 x.
@@ -125,6 +124,7 @@ class Options:
     # Sizes of the run; the defaults are the published benchmark. The smoke test
     # (tests/test_bench_smoke.py) shrinks them to run every phase in seconds.
     warmup: float = 2
+    scale_rounds: int = 3  # single-connection latency runs per case, taking turns
     users: int = 100
     devices_per_user: int = 100
     out: str = str(OUT)
@@ -382,15 +382,15 @@ def limited_token_load(
 def single_connection(opts: Options, server: servers.Server, specs: dict[str, LoadSpec]) -> dict[str, Any]:
     """Latency of each spec with one connection (no queueing): p50, p99, requests per second.
 
-    The specs take turns over SCALE_ROUNDS rounds and each figure is the median over the
+    The specs take turns over `scale_rounds` rounds and each figure is the median over the
     rounds, so a burst of other work on the machine cannot make one case look deep.
     """
     runs: dict[str, list[WrkResult]] = {key: [] for key in specs}
     for spec in specs.values():
         check_spec(server, spec)
-    for _round in range(SCALE_ROUNDS):
+    for _round in range(opts.scale_rounds):
         for key, spec in specs.items():
-            run = loadgen.run_wrk(server.url, spec, 1, 1, opts.scale_duration / SCALE_ROUNDS)
+            run = loadgen.run_wrk(server.url, spec, 1, 1, opts.scale_duration / opts.scale_rounds)
             if run.non_2xx or run.socket_errors:
                 raise RuntimeError(
                     f"{spec.label}: {run.non_2xx} error responses, {run.socket_errors} socket errors"
@@ -1293,6 +1293,12 @@ def options(argv: list[str] | None) -> Options:
     )
     parser.add_argument("--scale-devices", type=int, default=int(env("BENCH_SCALE_DEVICES", "1000000")))
     parser.add_argument("--scale-duration", type=float, default=float(env("BENCH_SCALE_DURATION", "6")))
+    parser.add_argument(
+        "--scale-rounds",
+        type=int,
+        default=int(env("BENCH_SCALE_ROUNDS", "3")),
+        help="single-connection runs per latency case, taking turns (each figure is their median)",
+    )
     parser.add_argument("--pg-url", default=env("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/"))
     parser.add_argument("--pg-db", default=env("BENCH_PG_DB", "bioweb_bench"))
     parser.add_argument("--keep", action="store_true", help="keep the databases afterwards")
@@ -1353,6 +1359,7 @@ def options(argv: list[str] | None) -> Options:
         workers=args.workers,
         scale_devices=args.scale_devices,
         scale_duration=args.scale_duration,
+        scale_rounds=args.scale_rounds,
         pg_url=args.pg_url,
         pg_db=args.pg_db,
         keep=args.keep,

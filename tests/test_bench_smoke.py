@@ -28,7 +28,8 @@ TINY = [
     "--users=4",
     "--devices-per-user=10",
     "--scale-devices=200",
-    "--scale-duration=3",
+    "--scale-duration=1",
+    "--scale-rounds=1",  # wrk runs whole seconds: one round of one second per latency case
     "--ingest-clients=2",
     "--ingest-batches=4",
     "--no-influx",
