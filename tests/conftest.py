@@ -200,11 +200,15 @@ def web(client, user):
 
 
 @pytest.fixture
-def live_server(app, database_url: str, smtp_server: Mailbox):
-    """A real gunicorn process serving this test's database; yields its base URL."""
+def live_server(request, app, database_url: str, smtp_server: Mailbox):
+    """A real gunicorn process serving this test's database; yields its base URL. One worker
+    (each imports the app: a second costs a CPU-second per test); a test whose requests must
+    race in separate processes asks for more with @pytest.mark.workers(n)."""
     from tests.helpers import LiveServer
 
-    server = LiveServer(database_url, env={"BIOWEB_SMTP_URL": smtp_server.url})
+    marker = request.node.get_closest_marker("workers")
+    workers = marker.args[0] if marker else 1
+    server = LiveServer(database_url, workers=workers, env={"BIOWEB_SMTP_URL": smtp_server.url})
     server.start()
     yield server.url
     server.stop()

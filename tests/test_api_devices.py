@@ -570,6 +570,7 @@ def test_unexpected_exception_is_json_500_and_logged_without_secrets(client, tok
 # --- concurrency through a real server ------------------------------------------------------
 
 
+@pytest.mark.workers(2)
 def test_concurrent_creates_lose_nothing_and_share_no_client_id(live_server, user, token):
     def create_one(_):
         return requests.post(f"{live_server}/api/v1/devices", json=CREATE, headers=bearer(token), timeout=30)

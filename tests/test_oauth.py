@@ -70,7 +70,9 @@ def refresh_family(client, device_and_secret) -> dict:
     device, secret = device_and_secret
     code = grant_code(device.user, device.client_id)
     response = client.post(
-        "/token", data={"grant_type": "authorization_code", "code": code}, headers=basic(device.client_id, secret)
+        "/token",
+        data={"grant_type": "authorization_code", "code": code},
+        headers=basic(device.client_id, secret),
     )
     assert response.status_code == 200, response.text
     return response.get_json()
@@ -706,8 +708,15 @@ def test_metadata_document(client):
     assert body["grant_types_supported"] == ["client_credentials", "authorization_code", "refresh_token"]
     assert body["response_types_supported"] == ["code"]
     assert body["code_challenge_methods_supported"] == ["S256"]
-    assert body["token_endpoint_auth_methods_supported"] == ["client_secret_basic", "client_secret_post", "none"]
-    assert body["introspection_endpoint_auth_methods_supported"] == ["client_secret_basic", "client_secret_post"]
+    assert body["token_endpoint_auth_methods_supported"] == [
+        "client_secret_basic",
+        "client_secret_post",
+        "none",
+    ]
+    assert body["introspection_endpoint_auth_methods_supported"] == [
+        "client_secret_basic",
+        "client_secret_post",
+    ]
     assert body["scopes_supported"] == [
         "device", "devices:read", "devices:write", "samples:read", "samples:write", "all"
     ]  # fmt: skip
@@ -850,6 +859,7 @@ def test_off_the_shelf_oauth_clients_against_a_live_server(live_server, user, pa
     assert authlib_session.get(own_url, timeout=10).status_code == 401
 
 
+@pytest.mark.workers(2)
 def test_concurrent_refreshes_exactly_one_wins(live_server, user):
     device, secret = make_device(user)
     code = grant_code(user, device.client_id)
