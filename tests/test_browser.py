@@ -77,7 +77,7 @@ def test_dashboard_journey(live_server: str, browser: Browser, database_url: str
     label = "sqlite" if database_url.startswith("sqlite") else "pg"
     context = browser.new_context(viewport=DESKTOP, base_url=live_server)
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server)
-    journey = Journey(context.new_page(), label)
+    journey = Journey(context.new_page(), label, screenshots=label == "sqlite")
     page = journey.page
 
     # Landing page, with the security headers.

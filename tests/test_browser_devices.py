@@ -59,7 +59,7 @@ def test_device_list_names_and_two_secret_rotation(
     old_token = token_for(live_server, watch.client_id, old_secret).json()["access_token"]
 
     context = browser.new_context(viewport=DESKTOP, base_url=live_server)
-    watched = Journey(context.new_page(), f"devices-{label}")
+    watched = Journey(context.new_page(), f"devices-{label}", screenshots=label == "sqlite")
     page = watched.page
     page.goto("/login")
     page.get_by_label("Email address").fill("ada@example.com")

@@ -56,7 +56,7 @@ def test_account_lifecycle(
     def new_journey() -> Journey:
         context = browser.new_context(viewport=DESKTOP, base_url=base)
         contexts.append(context)
-        return Journey(context.new_page(), label)
+        return Journey(context.new_page(), label, screenshots=label.endswith("sqlite"))
 
     def log_in(journey: Journey, password: str) -> None:
         journey.page.goto("/login")

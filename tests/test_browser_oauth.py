@@ -140,10 +140,8 @@ def test_apps_sign_in_with_pkce_in_chromium(
     device_id, secret = creds["oauth2_client_id"], creds["oauth2_client_secret"]
 
     context = browser.new_context(viewport=DESKTOP, base_url=base)
-    journey = Journey(context.new_page(), f"oauth-{label}")
+    journey = Journey(context.new_page(), f"oauth-{label}", screenshots=label == "sqlite")
     page = journey.page
-    # The pages are the same on both databases: screenshots of the first one only (time).
-    snap = journey.snap if label == "sqlite" else lambda name: None
     # Nothing may ever be sent to an unregistered redirect URI, nor asked of the attacker's host.
     strays: list[str] = []
     page.route(
@@ -173,11 +171,11 @@ def test_apps_sign_in_with_pkce_in_chromium(
         expect(scopes).to_have_count(2)
         expect(page.get_by_text("The code will be shown on a bioweb page")).to_be_visible()
         fits_a_phone(page)
-        snap("01-consent-device")
+        journey.snap("01-consent-device")
         code = allow_on_landing(page, base, state)
         expect(page.get_by_text("It works once, within 10 minutes")).to_be_visible()
         fits_a_phone(page)
-        snap("02-code")
+        journey.snap("02-code")
 
         # A wrong verifier: invalid_grant (bioweb leaves the code unspent: the right one works).
         with pytest.raises(OAuthError) as refused:
@@ -217,7 +215,7 @@ def test_apps_sign_in_with_pkce_in_chromium(
         expect(page).to_have_url(re.compile(rf"^{re.escape(base)}/appauth/code\?error=invalid_request&"))
         expect(page.get_by_role("heading", level=1)).to_have_text("Sign-in not completed")
         expect(page.get_by_text("Send a state parameter (or use PKCE)")).to_be_visible()
-        snap("03-code-error")
+        journey.snap("03-code-error")
 
         # An unregistered redirect URI: a page here, nothing sent there.
         url, _ = app.create_authorization_url(
@@ -227,7 +225,7 @@ def test_apps_sign_in_with_pkce_in_chromium(
         assert answered is not None and answered.status == 400
         expect(page.get_by_role("heading", level=1)).to_have_text("This redirect URI is not registered")
         assert page.url == url
-        snap("04-unregistered-redirect")
+        journey.snap("04-unregistered-redirect")
 
         # The consent form posted from another origin, without its CSRF token: a 400 page and
         # no code. From another site (the session cookie is SameSite=Lax, so it stays home) and
@@ -248,7 +246,7 @@ def test_apps_sign_in_with_pkce_in_chromium(
             expect(page).to_have_url(f"{base}/authorize")
             expect(page.get_by_text("did not come from this site")).to_be_visible()
         assert codes_issued() == before
-        snap("05-csrf")
+        journey.snap("05-csrf")
 
         # --- a public app registered in the dashboard, through requests-oauthlib ----------------
         page.goto("/applications")
@@ -273,7 +271,7 @@ def test_apps_sign_in_with_pkce_in_chromium(
             expect(page.locator(".consent-scopes li")).to_have_text(["Read your devices and their data"])
             expect(page.locator(".consent-redirect")).to_have_text(callback)
             fits_a_phone(page)
-            snap("06-consent-app")
+            journey.snap("06-consent-app")
             page.get_by_role("button", name="Allow").click()  # the form-action CSP lets it go there
             page.wait_for_url(f"{callback}?**")
             expect(page.get_by_text("Signed in. You can close this window.")).to_be_visible()
@@ -322,7 +320,7 @@ def test_apps_sign_in_with_pkce_in_chromium(
             .filter(has=page.get_by_role("button", name=re.compile("^Revoke")))
         )
         expect(grants).to_have_count(2)
-        snap("07-authorized-apps")
+        journey.snap("07-authorized-apps")
         page.get_by_role("button", name="Revoke Ada's watch").click()
         expect(grants).to_have_count(1)
         expect(grants.first).to_contain_text("Pulse Diary")

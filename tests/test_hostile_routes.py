@@ -51,6 +51,7 @@ from bioweb.extensions import db
 from bioweb.forms import parse_int
 from bioweb.models import MAX_ID, Device
 from bioweb.services import tokens
+from bioweb.views.helpers import MAX_NONCES
 from tests.helpers import PASSWORD, bearer, log_in, make_app, make_device, make_pat, make_user
 from tests.test_hostile import json_error_problem
 
@@ -391,6 +392,7 @@ class Session:
         self.world, self.is_signed_in = world, signed_in
         self.client = world.signed_in() if signed_in else world.signed_out()
         self.bounced: list[str] = []  # signed-in requests sent to the login page even when sent again
+        self.last_status: int | None = None  # of the last answer sent back
 
     def send(
         self,
@@ -403,6 +405,7 @@ class Session:
             client = self.client if self.is_signed_in else self.world.signed_out()
             extra = prepare(client) if prepare else {}
             response = client.open(path, method=method, **kwargs, **extra)
+            self.last_status = response.status_code
             if not (self.is_signed_in and _login_redirect(response)):
                 return response
             if attempt:
@@ -443,7 +446,13 @@ def _crawl(world: World, session: Session) -> Crawled:
 
     swapped_forms = {
         endpoint: [
-            Form(swap(f.page), swap(f.action), f.method, {k: swap(v) for k, v in f.values.items()}, list(f.names))
+            Form(
+                swap(f.page),
+                swap(f.action),
+                f.method,
+                {k: swap(v) for k, v in f.values.items()},
+                list(f.names),
+            )
             for f in found
         ]
         for endpoint, found in forms.items()
@@ -529,10 +538,24 @@ def _walk_dashboard(walk: Walk, signed_in: bool) -> None:
     field_names = sorted(fields | set(form.names if form else ()))
     mode = "signed in" if signed_in else "signed out"
 
+    # The form as last fetched, reused by the same client while the posts are refused: a refused
+    # post spends nothing, and its values stay good for fewer posts than the MAX_NONCES that
+    # re-rendered forms take to push its nonce out of the session. Fetched again after a post
+    # is accepted, and on another client. (Fetching it before every post doubled the walk.)
+    kept: dict[str, Any] = {"client": None, "values": {}, "uses": 0}
+
+    def fresh_values(client: FlaskClient) -> dict[str, str]:
+        assert form is not None
+        stale = session.last_status is None or session.last_status < 400 or kept["uses"] >= MAX_NONCES // 2
+        if kept["client"] is not client or stale:
+            kept.update(client=client, values=_fresh_form(form)(client), uses=0)
+        kept["uses"] += 1
+        return dict(kept["values"])
+
     def body_for(client: FlaskClient, name: str | None, value: str | None) -> dict[str, Any]:
         if method == "GET":
             return {}
-        data = _fresh_form(form)(client) if form else {}
+        data = fresh_values(client) if form else {}
         for key in list(data):
             if data[key] == "" and key in world.valid:
                 data[key] = str(world.valid[key])
