@@ -387,4 +387,7 @@ def test_an_unconfirmed_address_registers_no_application(client, user):
     pat = make_pat(user)
     body = {"name": "Spoof", "redirect_uris": ["https://spoof.example/cb"], "client_type": "public"}
     refused = client.post("/api/v1/applications", json=body, headers=bearer(pat))
-    assert refused.status_code == 403 and "before registering applications" in refused.get_json()["error_description"]
+    assert (
+        refused.status_code == 403
+        and "before registering applications" in refused.get_json()["error_description"]
+    )

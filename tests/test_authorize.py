@@ -127,7 +127,9 @@ def test_a_native_app_uses_pkce_on_a_loopback_port_of_its_choice(client, user, n
     description = oauth_error(exchange(client, code, **form), 400, "invalid_request")
     assert "code_verifier is missing" in description
     wrong = pkce_pair()[0]
-    assert "does not match" in oauth_error(exchange(client, code, code_verifier=wrong, **form), 400, "invalid_grant")
+    assert "does not match" in oauth_error(
+        exchange(client, code, code_verifier=wrong, **form), 400, "invalid_grant"
+    )
     tokens = exchange(client, code, code_verifier=verifier, **form)
     assert tokens.status_code == 200, tokens.text
     body = tokens.get_json()
@@ -185,7 +187,10 @@ def test_signing_in_first_comes_back_to_the_consent_screen(client, user, native_
     }
     to_login = authorize(client, **params)
     assert to_login.status_code == 302 and "/login?next=" in to_login.headers["Location"]
-    back = client.post(to_login.headers["Location"], data={"email": "ada@example.com", "password": "correct horse battery staple"})
+    back = client.post(
+        to_login.headers["Location"],
+        data={"email": "ada@example.com", "password": "correct horse battery staple"},
+    )
     assert back.status_code == 303 and back.headers["Location"].startswith("/authorize?")
     page = client.get(back.headers["Location"])
     assert page.status_code == 200 and "Pulse Diary" in page.text and "you registered" in page.text
@@ -307,7 +312,9 @@ def test_a_code_belongs_to_its_client_and_redirect_uri(client, user, device, web
     assert "another client" in said
     auth = basic(web_app[0].client_id, web_app[1])
     oauth_error(exchange(client, code, auth=auth), 400, "invalid_request")  # redirect_uri was named: name it
-    oauth_error(exchange(client, code, auth=auth, redirect_uri="https://coach.example/other"), 400, "invalid_grant")
+    oauth_error(
+        exchange(client, code, auth=auth, redirect_uri="https://coach.example/other"), 400, "invalid_grant"
+    )
     # Still unspent after all that: the right client with the right URI gets its tokens.
     assert exchange(client, code, auth=auth, redirect_uri="https://coach.example/cb").status_code == 200
 
@@ -368,7 +375,9 @@ def test_one_persons_revocation_never_touches_another_persons_grant(client, user
         exchange(client, code, auth=auth, redirect_uri=uri)
     bob_refresh = {"grant_type": "refresh_token", "refresh_token": bob["refresh_token"]}
     assert client.post("/token", data=bob_refresh, headers=auth).status_code == 200
-    live = sa.select(sa.func.count(sa.distinct(Token.family))).where(Token.revoked_time.is_(None), Token.grant_id.is_not(None))
+    live = sa.select(sa.func.count(sa.distinct(Token.family))).where(
+        Token.revoked_time.is_(None), Token.grant_id.is_not(None)
+    )
     assert db.session.scalar(live) == grants.MAX_FAMILIES + 1  # Ada's capped ten, Bob's one
 
 
@@ -390,8 +399,14 @@ def test_rotating_an_application_secret_ends_its_grants(client, user, web_app):
     new_secret = applications.rotate_secret(user, app_row.id).client_secret
     assert client.get("/api/v1/devices", headers=bearer(tokens["access_token"])).status_code == 401
     refresh = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
-    oauth_error(client.post("/token", data=refresh, headers=basic(app_row.client_id, secret)), 401, "invalid_client")
-    oauth_error(client.post("/token", data=refresh, headers=basic(app_row.client_id, new_secret)), 400, "invalid_grant")
+    oauth_error(
+        client.post("/token", data=refresh, headers=basic(app_row.client_id, secret)), 401, "invalid_client"
+    )
+    oauth_error(
+        client.post("/token", data=refresh, headers=basic(app_row.client_id, new_secret)),
+        400,
+        "invalid_grant",
+    )
 
 
 def test_introspection_and_revocation_by_the_app(client, user, native_app):
@@ -399,9 +414,13 @@ def test_introspection_and_revocation_by_the_app(client, user, native_app):
     verifier, challenge = pkce_pair()
     uri = "com.example.pulse:/oauth"
     code = approve_in_dashboard(client, native_app.client_id, redirect_uri=uri, challenge=challenge)
-    tokens = exchange(client, code, client_id=native_app.client_id, redirect_uri=uri, code_verifier=verifier).get_json()
+    tokens = exchange(
+        client, code, client_id=native_app.client_id, redirect_uri=uri, code_verifier=verifier
+    ).get_json()
     # A public client revokes its own refresh token with its client_id alone (RFC 7009 2.1).
-    sent = client.post("/token/revoke", data={"client_id": native_app.client_id, "token": tokens["refresh_token"]})
+    sent = client.post(
+        "/token/revoke", data={"client_id": native_app.client_id, "token": tokens["refresh_token"]}
+    )
     assert sent.status_code == 200
     assert client.get("/api/v1/devices", headers=bearer(tokens["access_token"])).status_code == 401
     # Introspection is for confidential clients.

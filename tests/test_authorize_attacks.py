@@ -61,7 +61,10 @@ NOT_LOOPBACK = [
 def test_loopback_matching_is_host_and_port_only():
     for presented in NOT_LOOPBACK:
         assert redirects.find_match([CALLBACK], presented) is None, presented
-    assert redirects.find_match([CALLBACK], "http://127.0.0.1:51234/callback") == "http://127.0.0.1:51234/callback"
+    assert (
+        redirects.find_match([CALLBACK], "http://127.0.0.1:51234/callback")
+        == "http://127.0.0.1:51234/callback"
+    )
     assert redirects.find_match(["http://[::1]:8/cb"], "http://[::1]:9/cb") == "http://[::1]:9/cb"
 
 
@@ -76,11 +79,17 @@ def test_a_backslash_in_a_loopback_uri_sends_nothing_to_another_host(client, use
         if signed_in:
             log_in(client)
         for presented in NOT_LOOPBACK:
-            page = authorize(client, client_id=native_app.client_id, redirect_uri=presented)  # no PKCE: an error
+            page = authorize(
+                client, client_id=native_app.client_id, redirect_uri=presented
+            )  # no PKCE: an error
             assert is_page(page), (presented, page.status_code, page.headers.get("Location"))
     _, challenge = pkce_pair()
     page = authorize(
-        client, client_id=native_app.client_id, redirect_uri=evil, code_challenge=challenge, code_challenge_method="S256"
+        client,
+        client_id=native_app.client_id,
+        redirect_uri=evil,
+        code_challenge=challenge,
+        code_challenge_method="S256",
     )
     assert is_page(page) and "not registered" in page.text
 
@@ -89,7 +98,9 @@ def test_request_errors_never_redirect_before_sign_in_or_to_a_stranger(client, u
     """RFC 9700 4.11.2: anyone may register https://evil.example; a broken request for their
     app sent people there (before sign-in, or signed in as someone who never used the app)."""
     mallory = make_user("mallory@example.com")
-    evil = applications.register(mallory, "Free Prizes", "https://evil.example/cb", "confidential").application
+    evil = applications.register(
+        mallory, "Free Prizes", "https://evil.example/cb", "confidential"
+    ).application
     device, _ = make_device(mallory)
     devices.set_redirect_uris(mallory, device.id, "https://evil.example/d")
     broken = {"client_id": evil.client_id, "response_type": "token"}
@@ -106,7 +117,9 @@ def test_request_errors_never_redirect_before_sign_in_or_to_a_stranger(client, u
     form = {name: input_value(page.text, name) for name in AUTHORIZE_FIELDS}
     assert "evil.example" in page.text
     denied = client.post("/authorize", data={**form, "deny": "Deny"})
-    assert denied.status_code == 303 and denied.headers["Location"].startswith("https://evil.example/cb?error=access_denied")
+    assert denied.status_code == 303 and denied.headers["Location"].startswith(
+        "https://evil.example/cb?error=access_denied"
+    )
     # Once the person has authorized an app, its errors go back to it as RFC 6749 4.1.2.1 says.
     client.post("/authorize", data={**form, "approve": "Allow"})
     again = authorize(client, **broken)
@@ -171,7 +184,9 @@ def test_a_spent_code_without_its_verifier_revokes_nothing(client, user, native_
     for replay in ({}, {"code_verifier": pkce_pair()[0]}, {"code_verifier": "x"}):
         assert client.post("/token", data={**form, **replay}).status_code == 400
         assert client.get("/api/v1/devices", headers=bearer(tokens["access_token"])).status_code == 200
-    assert client.post("/token", data={**form, "code_verifier": verifier}).get_json()["error"] == "invalid_grant"
+    assert (
+        client.post("/token", data={**form, "code_verifier": verifier}).get_json()["error"] == "invalid_grant"
+    )
     assert client.get("/api/v1/devices", headers=bearer(tokens["access_token"])).status_code == 401
 
 
@@ -190,13 +205,17 @@ def test_another_client_can_neither_use_revoke_nor_read_a_clients_tokens(client,
     coach_auth = basic(coach.application.client_id, coach.client_secret)
     evil_auth = basic(evil.application.client_id, evil.client_secret)
     code = grant_code(user, coach.application.client_id)
-    tokens = client.post("/token", data={"grant_type": "authorization_code", "code": code}, headers=coach_auth).get_json()
+    tokens = client.post(
+        "/token", data={"grant_type": "authorization_code", "code": code}, headers=coach_auth
+    ).get_json()
     for token in (tokens["access_token"], tokens["refresh_token"]):
         revoked = client.post("/token/revoke", data={"token": token}, headers=evil_auth)
         assert revoked.status_code == 200 and revoked.get_json() == {}
         read = client.post("/token/introspect", data={"token": token}, headers=evil_auth)
         assert read.get_json() == {"active": False}
-    assert client.post("/token/introspect", data={"token": tokens["access_token"]}, headers=coach_auth).get_json()["active"]
+    assert client.post(
+        "/token/introspect", data={"token": tokens["access_token"]}, headers=coach_auth
+    ).get_json()["active"]
     refresh = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
     assert client.post("/token", data=refresh, headers=evil_auth).get_json()["error"] == "invalid_grant"
     fresh = {"grant_type": "authorization_code", "code": grant_code(user, coach.application.client_id)}
@@ -208,7 +227,10 @@ def test_another_client_can_neither_use_revoke_nor_read_a_clients_tokens(client,
     assert client.post("/token", data=refresh, headers=coach_auth).status_code == 200
     bob = make_user("bob@example.com")
     bobs = client.post("/token", data={"grant_type": "authorization_code", "code": grant_code(bob, coach.application.client_id)}, headers=coach_auth).get_json()  # fmt: skip
-    assert client.get(f"/api/v1/devices/{ada_device.id}", headers=bearer(bobs["access_token"])).status_code == 404
+    assert (
+        client.get(f"/api/v1/devices/{ada_device.id}", headers=bearer(bobs["access_token"])).status_code
+        == 404
+    )
     assert client.get("/api/v1/devices", headers=bearer(bobs["access_token"])).get_json()["count"] == 0
     log_in(client, "mallory@example.com")
     app_id = coach.application.id

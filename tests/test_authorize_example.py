@@ -27,7 +27,9 @@ def allow_in_dashboard(url: str, email: str) -> str:
     consent = person.post(consent.url, data=form, timeout=10)
     assert consent.status_code == 200 and "/authorize?" in consent.url, consent.text
     fields = {name: input_value(consent.text, name) for name in (*AUTHORIZE_FIELDS, "csrf_token")}
-    answer = person.post(consent.url.split("?")[0], data={**fields, "approve": "Allow"}, allow_redirects=False, timeout=10)
+    answer = person.post(
+        consent.url.split("?")[0], data={**fields, "approve": "Allow"}, allow_redirects=False, timeout=10
+    )
     assert answer.status_code == 303, answer.text
     return parse_qs(urlsplit(answer.headers["Location"]).query)["code"][0]
 
@@ -35,7 +37,16 @@ def allow_in_dashboard(url: str, email: str) -> str:
 def test_the_sign_in_example_runs_as_written(live_server, user):
     device, secret = make_device(user)
     script = subprocess.Popen(
-        [sys.executable, str(EXAMPLE), "--base", live_server, "--client-id", device.client_id, "--client-secret", secret],
+        [
+            sys.executable,
+            str(EXAMPLE),
+            "--base",
+            live_server,
+            "--client-id",
+            device.client_id,
+            "--client-secret",
+            secret,
+        ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
