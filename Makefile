@@ -22,7 +22,7 @@ run: install  ## apply migrations, then serve on http://127.0.0.1:8000
 # Markers (pyproject.toml): browser, server (starts gunicorn), postgres, fuzz, slow.
 FAST   := not (browser or server or postgres or fuzz or slow)
 
-test: install typecheck  ## the whole gate (CI): the type check, then every test, SQLite and PostgreSQL, on all cores
+test: install lint  ## the whole gate (CI): lint and the type check, then every test, SQLite and PostgreSQL, on all cores
 	$(PY) -m pytest -n auto --dist loadgroup
 
 test-fast: install  ## the inner loop: everything not marked, SQLite only, about a minute and a half
