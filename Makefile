@@ -25,7 +25,7 @@ FAST   := not (browser or server or postgres or fuzz or slow)
 test: install lint  ## the whole gate (CI): lint and the type check, then every test, SQLite and PostgreSQL, on all cores
 	$(PY) -m pytest -n auto --dist loadgroup
 
-test-fast: install  ## the inner loop: everything not marked, SQLite only, about a minute and a half
+test-fast: install  ## the inner loop: everything not marked, SQLite only, about two minutes
 	$(PY) -m pytest -m "$(FAST)"
 
 bench: install  ## throughput, scale and memory benchmarks (not tests)
