@@ -4,7 +4,9 @@ undocumented status or content type, or break the document's response schema; in
 must be refused with a 4xx.
 
 Bounded: a few dozen examples per operation, no shrinking, no example database, a fixed seed
-(so a failure reproduces), on each database.
+(so a failure reproduces). On PostgreSQL, the production database and the stricter of the two
+(NUL characters, 32-bit integer columns, encodings); what only SQLite refuses (integers past
+64 bits) the hostile-routes walk sends through every route on both. About 30 s of fixed cost.
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ def api_schema(app, live_server):
     return schemathesis.openapi.from_url(f"{live_server}/api/v1/openapi.json", config=config)
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_api_survives_generated_requests(api_schema):
     failures: list[str] = []
     scenarios = 0
