@@ -31,6 +31,7 @@ import sqlalchemy as sa
 from authlib.integrations.requests_client import OAuth2Session, OAuthError
 from oauthlib.oauth2 import InvalidGrantError, OAuth2Error
 from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from requests_oauthlib import OAuth2Session as OAuthlibSession
 
 from bioweb.extensions import db
@@ -106,10 +107,21 @@ def allow_on_landing(page: Page, base: str, state: str) -> str:
 
 
 def fits_a_phone(page: Page) -> None:
-    """Nothing on the page is wider than a phone's screen (long codes and URIs wrap)."""
+    """Nothing on the page is wider than a phone's screen (long codes and URIs wrap). The page
+    gets up to 3 s to lay itself out at the new width (once in CI, 415 px was read right after
+    the resize, on a page that fits); past that, the elements that stick out are named."""
+    width = PHONE["width"]
     page.set_viewport_size(PHONE)
     try:
-        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        page.wait_for_function(f"document.documentElement.scrollWidth <= {width}", timeout=3000)
+    except PlaywrightTimeoutError:
+        wide = page.evaluate(
+            f"""Array.from(document.querySelectorAll('body *'))
+                .filter(e => e.getBoundingClientRect().right > {width})
+                .map(e => `${{e.tagName}}.${{e.className}}#${{e.id}} ${{Math.round(e.getBoundingClientRect().right)}}px`)
+                .slice(0, 10)"""
+        )
+        raise AssertionError(f"{page.url} is wider than a phone ({width} px): {wide}") from None
     finally:
         page.set_viewport_size(DESKTOP)
 
