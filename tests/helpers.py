@@ -25,6 +25,7 @@ from bioweb.extensions import db
 from bioweb.models import Device, User, is_sample_partition
 from bioweb.readmodels import NewDevice
 from bioweb.services import accounts, devices, tokens
+from bioweb.views import authorize as authorize_view
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -465,15 +466,8 @@ def pkce_pair() -> tuple[str, str]:
     return verifier, challenge
 
 
-AUTHORIZE_FIELDS = (
-    "response_type",
-    "client_id",
-    "redirect_uri",
-    "scope",
-    "state",
-    "code_challenge",
-    "code_challenge_method",
-)
+# The request's parameters, which the consent form carries as hidden fields.
+AUTHORIZE_FIELDS = authorize_view.PARAMETERS
 
 
 def approve_in_dashboard(
